@@ -1,0 +1,137 @@
+use burn::module::Module;
+use burn::prelude::*;
+
+use crate::{ImageClassifier, InputAdapter, KdError, KdOutput};
+
+/// A module that runs a student and a frozen teacher on the same batch.
+///
+/// [`KdModel`] is the default implementation. Implement this trait for a custom module to
+/// distil intermediate features: return them in [`KdOutput`] and pair the module with a
+/// [`crate::Criterion`] that reads them (see `examples/custom-kd-module`).
+///
+/// Contract: the teacher never receives gradients. Feed it `x.without_autodiff()` and keep its
+/// parameters on the plain device (build it with [`Module::valid`]).
+pub trait KdModule: Module {
+    /// The student's output type (logits, or logits plus features).
+    type StudentOutput;
+    /// The teacher's output type.
+    type TeacherOutput;
+    /// The student network, saved alone in `ckpt_best`.
+    type Student: ImageClassifier;
+
+    /// Runs both networks on `x`.
+    fn forward(&self, x: Tensor<4>) -> KdOutput<Self::StudentOutput, Self::TeacherOutput>;
+
+    /// The logits of a student output, on which metrics are computed.
+    fn student_logits(output: &Self::StudentOutput) -> Tensor<2>;
+
+    /// The student.
+    fn student(&self) -> &Self::Student;
+}
+
+/// SuperGradients' `arch_params` for the default KD module: optional input adapters.
+#[derive(Debug, Default)]
+pub struct KdArchParams {
+    /// Applied to the batch before the teacher sees it (frozen).
+    pub teacher_input_adapter: Option<InputAdapter>,
+    /// Applied to the batch before the student sees it.
+    pub student_input_adapter: Option<InputAdapter>,
+}
+
+/// The default KD module (SuperGradients' `KDModule`): a student, a frozen teacher and
+/// optional input adapters.
+///
+/// Its record paths follow SuperGradients' state dict: `student.*`, `teacher.*`,
+/// `teacher_input_adapter.*`, `student_input_adapter.*`.
+///
+/// The teacher is frozen: with `run_teacher_on_eval` (the default in kd and in both of
+/// SuperGradients' recipes) it lives on the plain device in eval mode, so it costs no autodiff
+/// bookkeeping and its BatchNorm uses running statistics. Without it, the teacher runs in
+/// training mode as in SuperGradients: BatchNorm normalises with batch statistics (and updates
+/// its running statistics, as PyTorch's train mode does) and dropout is active, but its
+/// weights get no gradient.
+#[derive(Module, Debug)]
+pub struct KdModel<S, T> {
+    /// The network being trained.
+    pub student: S,
+    /// The frozen teacher.
+    pub teacher: T,
+    /// Adapter applied to the teacher's input.
+    pub teacher_input_adapter: Option<InputAdapter>,
+    /// Adapter applied to the student's input.
+    pub student_input_adapter: Option<InputAdapter>,
+    /// Whether the teacher stays in eval mode during training.
+    pub run_teacher_on_eval: bool,
+}
+
+impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
+    /// Assembles a KD module, checking that student and teacher predict the same classes.
+    ///
+    /// The student should live on an autodiff device; the teacher may live anywhere and is
+    /// frozen here.
+    pub fn new(
+        student: S,
+        teacher: T,
+        arch_params: KdArchParams,
+        run_teacher_on_eval: bool,
+    ) -> Result<Self, KdError> {
+        let (s, t) = (student.num_classes(), teacher.num_classes());
+        if s != t {
+            return Err(KdError::ClassCountMismatch {
+                student: s,
+                teacher: t,
+            });
+        }
+        let teacher = if run_teacher_on_eval {
+            teacher.valid()
+        } else {
+            // Training mode on the autodiff device, but no parameter asks for a gradient.
+            teacher.valid().train().no_grad()
+        };
+        let freeze = |a: Option<InputAdapter>| a.map(|a| a.valid());
+        Ok(Self {
+            student,
+            teacher,
+            teacher_input_adapter: freeze(arch_params.teacher_input_adapter),
+            student_input_adapter: arch_params.student_input_adapter.map(|a| a.no_grad()),
+            run_teacher_on_eval,
+        })
+    }
+}
+
+impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
+    type StudentOutput = Tensor<2>;
+    type TeacherOutput = Tensor<2>;
+    type Student = S;
+
+    fn forward(&self, x: Tensor<4>) -> KdOutput<Tensor<2>> {
+        let teacher_x = if self.run_teacher_on_eval {
+            x.clone().without_autodiff()
+        } else {
+            // The batch is an untracked leaf: nothing the teacher computes is recorded.
+            x.clone().detach()
+        };
+        let teacher_x = match &self.teacher_input_adapter {
+            Some(a) => a.forward(teacher_x),
+            None => teacher_x,
+        };
+        let student_x = match &self.student_input_adapter {
+            Some(a) => a.forward(x),
+            None => x,
+        };
+        let teacher_output = self.teacher.forward(teacher_x).detach();
+        let student_output = self.student.forward(student_x);
+        KdOutput {
+            student_output,
+            teacher_output,
+        }
+    }
+
+    fn student_logits(output: &Tensor<2>) -> Tensor<2> {
+        output.clone()
+    }
+
+    fn student(&self) -> &S {
+        &self.student
+    }
+}

@@ -1,0 +1,86 @@
+/// Errors raised while configuring a loss.
+///
+/// Each variant carries the configuration key it is about; [`LossError::prefixed`] lets a
+/// caller that nests loss configurations (a recipe, a composite loss) lengthen that key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LossError {
+    /// Label smoothing outside `[0, 1)`.
+    #[error(
+        "`{key}` is {value} but must be in [0, 1): use 0 for no smoothing or a small value such as 0.1"
+    )]
+    LabelSmoothing {
+        /// The offending key, such as `label_smoothing` or `task_loss.label_smoothing`.
+        key: String,
+        /// The offending value.
+        value: f64,
+    },
+    /// Distillation weight outside `[0, 1]`.
+    #[error(
+        "`{key}` is {value} but must be in [0, 1]: 0 trains on the task loss alone, 1 on the distillation loss alone (SuperGradients' default is 0.5)"
+    )]
+    DistillationCoeff {
+        /// The offending key, such as `distillation_loss_coeff`.
+        key: String,
+        /// The offending value.
+        value: f64,
+    },
+    /// A temperature that is not a positive finite number.
+    #[error(
+        "`{key}` is {value} but must be positive and finite: use a value such as 4.0, or leave it unset for SuperGradients' behaviour (T = 1, no T² factor)"
+    )]
+    Temperature {
+        /// The offending key, such as `temperature`.
+        key: String,
+        /// The offending value.
+        value: f64,
+    },
+}
+
+impl LossError {
+    /// The configuration key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            LossError::LabelSmoothing { key, .. }
+            | LossError::DistillationCoeff { key, .. }
+            | LossError::Temperature { key, .. } => key,
+        }
+    }
+
+    /// The same error with `prefix.` put in front of its key (`task_loss` gives
+    /// `task_loss.label_smoothing`).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        let join = |key: String| format!("{prefix}.{key}");
+        match self {
+            LossError::LabelSmoothing { key, value } => LossError::LabelSmoothing {
+                key: join(key),
+                value,
+            },
+            LossError::DistillationCoeff { key, value } => LossError::DistillationCoeff {
+                key: join(key),
+                value,
+            },
+            LossError::Temperature { key, value } => LossError::Temperature {
+                key: join(key),
+                value,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixing_lengthens_the_key() {
+        let err = LossError::LabelSmoothing {
+            key: "label_smoothing".into(),
+            value: 1.0,
+        }
+        .prefixed("task_loss");
+        assert_eq!(err.key(), "task_loss.label_smoothing");
+        let msg = err.to_string();
+        assert!(msg.starts_with("`task_loss.label_smoothing` is 1 "), "{msg}");
+        assert!(!msg.ends_with('.'), "{msg}");
+    }
+}

@@ -1,0 +1,48 @@
+//! Knowledge-distillation losses for Burn, golden-tested against PyTorch.
+//!
+//! - [`KdLogitsLoss`]: SuperGradients' `KDLogitsLoss`,
+//!   `(1 - c)·CE(student, y) + c·KL(softmax(teacher) ‖ softmax(student))`, with an optional
+//!   temperature (Hinton et al., 2015).
+//! - [`CrossEntropyLoss`]: the task loss, for hard or soft targets, with label smoothing.
+//! - [`kd_logits_loss`], [`kl_div_logits`] and [`cross_entropy`]: the same losses as functions.
+//!
+//! Both losses implement [`Criterion`], the contract with the training loop; the kd-core
+//! types they use ([`KdOutput`], [`Targets`], [`Criterion`], [`LossOutput`]) are re-exported.
+//! Values and gradients match PyTorch 2.9 (`tools/reference/losses.py`).
+//!
+//! ```
+//! use burn::prelude::*;
+//! use kd_losses::{Criterion, KdLogitsLossConfig, KdOutput, Targets};
+//!
+//! # fn main() -> Result<(), kd_losses::LossError> {
+//! let device = Device::flex();
+//! // The student is trained (autodiff device); the frozen teacher stays on the plain device.
+//! let student = Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &device.clone().autodiff())
+//!     .require_grad();
+//! let teacher = Tensor::<2>::from_floats([[3.0, -2.0, 1.0], [-1.0, 0.0, 4.0]], &device);
+//! let targets = Targets::Hard(Tensor::<1, Int>::from_ints([0, 2], &device));
+//!
+//! let criterion = KdLogitsLossConfig::new().init()?; // c = 0.5, no temperature
+//! let output = KdOutput { student_output: student.clone(), teacher_output: teacher };
+//! let loss = criterion.forward(&output, &targets);
+//!
+//! assert_eq!(criterion.component_names(), ["Loss", "Task Loss", "Distillation Loss"]);
+//! let [total, task, distill]: [f32; 3] = loss.components.to_data().to_vec::<f32>().unwrap().try_into().unwrap();
+//! assert!((total - (0.5 * task + 0.5 * distill)).abs() < 1e-6);
+//!
+//! let grads = loss.loss.backward();
+//! assert_eq!(student.grad(&grads).unwrap().dims(), [2, 3]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod cross_entropy;
+mod error;
+#[cfg(test)]
+mod fixture;
+mod kd_logits;
+
+pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
+pub use error::LossError;
+pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
+pub use kd_logits::{KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits};

@@ -1,0 +1,54 @@
+//! Model zoo for knowledge distillation on Burn: ResNets and small students with named
+//! feature taps.
+//!
+//! Every model follows one shape: a serde-friendly config with named constructors and
+//! `init(&self, device)`, and a module with `forward_features` (the last feature map),
+//! `forward_head` (pool, flatten, classifier), `forward`, and [`kd_core::ImageClassifier`],
+//! whose feature taps name intermediate outputs for feature-distillation losses.
+//!
+//! | model | config | taps |
+//! |---|---|---|
+//! | torchvision ResNet-18/34/50/101/152 | [`ResNetConfig`] | [`RESNET_TAPS`] |
+//! | CIFAR ResNet-8..110, 8x4, 32x4 | [`ResNetCifarConfig`] | [`RESNET_CIFAR_TAPS`] |
+//! | three-stage CNN student | [`SmallCnnConfig`] | [`SMALL_CNN_TAPS`] |
+//!
+//! Field names follow torchvision, so PyTorch state dicts need only the renames of
+//! [`resnet::weights`].
+//!
+//! # Example
+//!
+//! A ResNet-18 with the small-input stem for 10 classes of 28x28 grey images:
+//!
+//! ```
+//! use burn::prelude::*;
+//! use kd_core::{Feature, ImageClassifier};
+//! use kd_models::ResNetConfig;
+//!
+//! let device = Device::flex();
+//! let model = ResNetConfig::resnet18(10)
+//!     .with_in_channels(1)
+//!     .with_small_input(true)
+//!     .init(&device)
+//!     .valid();
+//! let images = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+//! let (logits, taps) = model.forward_with_taps(images, &["layer3", "pre_logits"]);
+//! assert_eq!(logits.dims(), [2, 10]);
+//! assert_eq!(taps[0].dims(), vec![2, 256, 7, 7]);
+//! assert!(matches!(taps[1], Feature::Vector(_)));
+//! ```
+
+mod error;
+pub mod resnet;
+mod resnet_cifar;
+mod small_cnn;
+mod taps;
+
+pub use error::ModelError;
+pub use resnet::{
+    BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_TAPS, RESNET18_LAYERS,
+    RESNET34_LAYERS, RESNET50_LAYERS, RESNET101_LAYERS, RESNET152_LAYERS, ResNet, ResNetConfig,
+};
+pub use resnet_cifar::{
+    CIFAR_WIDTHS, CIFAR_X4_WIDTHS, RESNET_CIFAR_TAPS, ResNetCifar, ResNetCifarConfig,
+};
+pub use small_cnn::{ConvBnRelu, SMALL_CNN_TAPS, SmallCnn, SmallCnnConfig};

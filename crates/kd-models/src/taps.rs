@@ -1,0 +1,74 @@
+use burn::prelude::*;
+use kd_core::Feature;
+
+/// Collects the feature taps asked of one forward pass, in the order they were asked.
+///
+/// A network offers each of its taps once, as the forward pass reaches it; the collector keeps
+/// a handle to the tensor only when that tap was requested, so unrequested taps cost nothing.
+#[derive(Debug)]
+pub(crate) struct TapCollector<'a> {
+    requested: &'a [&'a str],
+    slots: Vec<Option<Feature>>,
+}
+
+impl<'a> TapCollector<'a> {
+    /// A collector for `requested` tap names.
+    pub(crate) fn new(requested: &'a [&'a str]) -> Self {
+        Self {
+            requested,
+            slots: vec![None; requested.len()],
+        }
+    }
+
+    /// Whether any of the requested names is `name`.
+    fn wants(&self, name: &str) -> bool {
+        self.requested.contains(&name)
+    }
+
+    /// Records a feature map under `name` if it was requested.
+    pub(crate) fn offer_map(&mut self, name: &str, map: &Tensor<4>) {
+        if self.wants(name) {
+            self.fill(name, Feature::Map(map.clone()));
+        }
+    }
+
+    /// Records a per-sample vector under `name` if it was requested.
+    pub(crate) fn offer_vector(&mut self, name: &str, vector: &Tensor<2>) {
+        if self.wants(name) {
+            self.fill(name, Feature::Vector(vector.clone()));
+        }
+    }
+
+    fn fill(&mut self, name: &str, feature: Feature) {
+        for (slot, requested) in self.slots.iter_mut().zip(self.requested) {
+            if *requested == name {
+                *slot = Some(feature.clone());
+            }
+        }
+    }
+
+    /// The collected features in request order; names never offered are left out.
+    pub(crate) fn finish(self) -> Vec<Feature> {
+        self.slots.into_iter().flatten().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_request_order_and_duplicates() {
+        let device = Device::flex();
+        let map = Tensor::<4>::zeros([1, 2, 3, 3], &device);
+        let vector = Tensor::<2>::ones([1, 5], &device);
+        let requested = ["pre_logits", "stem", "pre_logits"];
+        let mut taps = TapCollector::new(&requested);
+        taps.offer_map("stem", &map);
+        taps.offer_map("layer1", &map);
+        taps.offer_vector("pre_logits", &vector);
+        let features = taps.finish();
+        let dims: Vec<Vec<usize>> = features.iter().map(Feature::dims).collect();
+        assert_eq!(dims, vec![vec![1, 5], vec![1, 2, 3, 3], vec![1, 5]]);
+    }
+}

@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+/// Errors raised while reading a recipe or turning it into a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The recipe file cannot be read.
+    #[error("cannot read recipe `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("{file}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key is unknown, has the wrong type or an invalid value.
+    #[error("{file}: `{key}`{line}: {message}")]
+    Schema {
+        /// The file.
+        file: String,
+        /// Dotted path of the key.
+        key: String,
+        /// ` (line N)` when found, or empty.
+        line: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A command-line override is malformed.
+    #[error("override `{arg}`: {message}")]
+    Override {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An architecture name that is not in the registry.
+    #[error("unknown architecture `{name}` in `{key}`{suggestion}; known: {known}")]
+    UnknownArchitecture {
+        /// The recipe key (`student_architecture`).
+        key: String,
+        /// The name given.
+        name: String,
+        /// ", did you mean `x`?" or empty.
+        suggestion: String,
+        /// The registered names.
+        known: String,
+    },
+    /// A value that is well-typed but not usable.
+    #[error("`{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The data pipeline failed.
+    #[error(transparent)]
+    Data(#[from] kd_data::DataError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] kd_trainer::TrainError),
+    /// A loss could not be built.
+    #[error(transparent)]
+    Loss(#[from] kd_losses::LossError),
+    /// The KD module could not be built.
+    #[error(transparent)]
+    Kd(#[from] kd_core::KdError),
+}
+
+impl RecipeError {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
+        RecipeError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The closest candidate to `name` within a small edit distance, as ", did you mean `x`?".
+pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(&c.to_ascii_lowercase(), &lower), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(", did you mean `{c}`?"))
+        .unwrap_or_default()
+}

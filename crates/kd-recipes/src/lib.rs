@@ -1,0 +1,1 @@
+//! YAML recipes with SuperGradients' keys, the model registry and recipe-to-trainer wiring

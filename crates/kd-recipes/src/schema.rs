@@ -1,0 +1,372 @@
+//! The recipe schema: SuperGradients' KD recipe keys as typed structs.
+//!
+//! Every struct rejects unknown keys. kd's own additions are marked "kd extension".
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A KD (or plain training) recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Name of the run; the run folder is `<ckpt_root_dir>/<experiment_name>`.
+    pub experiment_name: String,
+    /// Where run folders go (default `runs`).
+    #[serde(default = "default_ckpt_root")]
+    pub ckpt_root_dir: PathBuf,
+    /// The backend: `flex` (CPU, default), `tch`, `wgpu` or `cuda` (`cpu` means `flex`).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Which GPU (for `cuda`, `tch` on CUDA) — kd extension.
+    #[serde(default)]
+    pub device_index: Option<usize>,
+    /// SuperGradients' `multi_gpu`; only `Off` (or absent) is supported.
+    #[serde(default)]
+    pub multi_gpu: Option<String>,
+    /// SuperGradients' `num_gpus`; only 1 is supported.
+    #[serde(default)]
+    pub num_gpus: Option<usize>,
+    /// The KD module (`kd_module`, the default).
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// The student's registry name.
+    pub student_architecture: String,
+    /// The teacher's registry name; absent for plain training of the student.
+    #[serde(default)]
+    pub teacher_architecture: Option<String>,
+    /// Arguments of the student's constructor.
+    #[serde(default)]
+    pub student_arch_params: serde_yaml::Mapping,
+    /// Arguments of the teacher's constructor.
+    #[serde(default)]
+    pub teacher_arch_params: serde_yaml::Mapping,
+    /// How to initialise the student.
+    #[serde(default)]
+    pub student_checkpoint_params: CheckpointParams,
+    /// How to obtain the teacher's weights.
+    #[serde(default)]
+    pub teacher_checkpoint_params: CheckpointParams,
+    /// Arguments of the KD module: the input adapters.
+    #[serde(default)]
+    pub arch_params: KdArchParamsSpec,
+    /// Keep the teacher in eval mode while training (default true, as both SuperGradients
+    /// recipes set it).
+    #[serde(default = "yes")]
+    pub run_teacher_on_eval: bool,
+    /// The training loop's settings.
+    pub training_hyperparams: TrainingHyperparams,
+    /// The train dataloader's registry name (`fashion_mnist_train`, `mnist_train`).
+    #[serde(default)]
+    pub train_dataloader: Option<String>,
+    /// The validation dataloader's registry name (`fashion_mnist_val`, `mnist_val`).
+    #[serde(default)]
+    pub val_dataloader: Option<String>,
+    /// Datasets, transforms and loaders.
+    pub dataset_params: DatasetParams,
+    /// kd extension: train the teacher with these settings when no teacher checkpoint is
+    /// given, keeping it in `<run folder>/teacher` and reusing it on later runs.
+    #[serde(default)]
+    pub teacher_training_hyperparams: Option<TrainingHyperparams>,
+    /// kd extension: also train the student without distillation, with the same budget and
+    /// seed, and report the three accuracies side by side.
+    #[serde(default)]
+    pub scratch_baseline: bool,
+}
+
+fn default_ckpt_root() -> PathBuf {
+    PathBuf::from("runs")
+}
+fn default_device() -> String {
+    "flex".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// SuperGradients' `*_checkpoint_params`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointParams {
+    /// A checkpoint kd wrote (`ckpt_best.bpk`, or a student record).
+    #[serde(default)]
+    pub checkpoint_path: Option<PathBuf>,
+    /// Named pretrained weights (`imagenet`, ...); an alias of a path when it names a file.
+    #[serde(default)]
+    pub pretrained_weights: Option<String>,
+    /// `true`/`on` (default) or `false`/`off`/`no_key_matching`/`key_matching`.
+    #[serde(default)]
+    pub strict_load: Option<serde_yaml::Value>,
+    /// Load only the backbone.
+    #[serde(default)]
+    pub load_backbone: Option<bool>,
+    /// Build with this head size, load, then replace the head.
+    #[serde(default)]
+    pub checkpoint_num_classes: Option<usize>,
+}
+
+/// SuperGradients' KD `arch_params`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdArchParamsSpec {
+    /// Adapter applied to the teacher's input.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub teacher_input_adapter: Option<AdapterSpec>,
+    /// Adapter applied to the student's input.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub student_input_adapter: Option<AdapterSpec>,
+}
+
+/// An input adapter, written `{NormalizationAdapter: {mean_original: ..., ...}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub enum AdapterSpec {
+    /// SuperGradients' `NormalizationAdapter`.
+    NormalizationAdapter(NormalizationAdapterSpec),
+}
+
+/// The arguments of a `NormalizationAdapter`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizationAdapterSpec {
+    /// Per-channel mean the input was normalised with.
+    pub mean_original: Vec<f64>,
+    /// Per-channel std the input was normalised with.
+    pub std_original: Vec<f64>,
+    /// Per-channel mean the network expects.
+    pub mean_required: Vec<f64>,
+    /// Per-channel std the network expects.
+    pub std_required: Vec<f64>,
+}
+
+/// SuperGradients' `training_hyperparams` (the keys kd implements).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingHyperparams {
+    /// Number of epochs.
+    pub max_epochs: usize,
+    /// Learning rate after warmup.
+    pub initial_lr: f64,
+    /// `CosineLRScheduler`, `StepLRScheduler`, `PolyLRScheduler`, `ExponentialLRScheduler`,
+    /// or absent for a constant lr.
+    #[serde(default)]
+    pub lr_mode: Option<String>,
+    /// Final lr ratio of the cosine schedule (default 0.01).
+    #[serde(default = "default_cosine_ratio")]
+    pub cosine_final_lr_ratio: f64,
+    /// Epochs at which `StepLRScheduler` decays.
+    #[serde(default)]
+    pub lr_updates: Vec<usize>,
+    /// Decay factor of the step and exponential schedules.
+    #[serde(default)]
+    pub lr_decay_factor: Option<f64>,
+    /// Epochs of linear warmup.
+    #[serde(default)]
+    pub lr_warmup_epochs: usize,
+    /// Steps of linear warmup (with `warmup_mode: LinearBatchLRWarmup`).
+    #[serde(default)]
+    pub lr_warmup_steps: usize,
+    /// `LinearEpochLRWarmup` (default) or `LinearBatchLRWarmup`.
+    #[serde(default)]
+    pub warmup_mode: Option<String>,
+    /// Start lr of the warmup (default `initial_lr / (warmup + 1)`).
+    #[serde(default)]
+    pub warmup_initial_lr: Option<f64>,
+    /// Final epochs with the lr frozen.
+    #[serde(default)]
+    pub lr_cooldown_epochs: usize,
+    /// `SGD` (default), `Adam` or `AdamW`.
+    #[serde(default = "default_optimizer")]
+    pub optimizer: String,
+    /// Optimizer arguments, merged over SuperGradients' per-optimizer defaults.
+    #[serde(default)]
+    pub optimizer_params: OptimizerParams,
+    /// `KdLogitsLoss` (alias `kd_loss`) for KD, `CrossEntropyLoss` for plain training.
+    pub loss: String,
+    /// Arguments of the loss.
+    #[serde(default)]
+    pub criterion_params: CriterionParams,
+    /// Metrics on training batches (`Accuracy`, `Top5`).
+    #[serde(default)]
+    pub train_metrics_list: Vec<String>,
+    /// Metrics on validation batches (`Accuracy`, `Top5`).
+    #[serde(default)]
+    pub valid_metrics_list: Vec<String>,
+    /// The validation value that selects `ckpt_best` (default `Accuracy`).
+    #[serde(default = "default_metric")]
+    pub metric_to_watch: String,
+    /// Direction of improvement (default true).
+    #[serde(default = "yes")]
+    pub greater_metric_to_watch_is_better: bool,
+    /// Cap on training batches per epoch.
+    #[serde(default)]
+    pub max_train_batches: Option<usize>,
+    /// Cap on validation batches.
+    #[serde(default)]
+    pub max_valid_batches: Option<usize>,
+    /// Seed of initialisation, data order and augmentation (default 42).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Continue from the run folder's `ckpt_latest.kd`.
+    #[serde(default)]
+    pub resume: bool,
+    /// Continue from this checkpoint.
+    #[serde(default)]
+    pub resume_path: Option<PathBuf>,
+    /// No progress bar or epoch lines.
+    #[serde(default)]
+    pub silent_mode: bool,
+}
+
+fn default_cosine_ratio() -> f64 {
+    0.01
+}
+fn default_optimizer() -> String {
+    "SGD".into()
+}
+fn default_metric() -> String {
+    "Accuracy".into()
+}
+fn default_seed() -> u64 {
+    42
+}
+
+/// `optimizer_params`; absent keys take SuperGradients' defaults for the optimizer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerParams {
+    /// SGD momentum (SG default 0.9).
+    #[serde(default)]
+    pub momentum: Option<f64>,
+    /// Weight decay (SG default 1e-4 for SGD and Adam, PyTorch's 0.01 for AdamW).
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
+    /// SGD Nesterov momentum.
+    #[serde(default)]
+    pub nesterov: Option<bool>,
+    /// SGD dampening (PyTorch default 0).
+    #[serde(default)]
+    pub dampening: Option<f64>,
+    /// Adam betas.
+    #[serde(default)]
+    pub betas: Option<(f64, f64)>,
+    /// Adam epsilon (PyTorch default 1e-8).
+    #[serde(default)]
+    pub eps: Option<f64>,
+}
+
+/// `criterion_params`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriterionParams {
+    /// KdLogitsLoss: weight of the distillation term (default 0.5).
+    #[serde(default)]
+    pub distillation_loss_coeff: Option<f64>,
+    /// KdLogitsLoss: the task loss, `CrossEntropyLoss` or `{CrossEntropyLoss: {label_smoothing: 0.1}}`.
+    #[serde(default)]
+    pub task_loss_fn: Option<serde_yaml::Value>,
+    /// KdLogitsLoss: temperature (kd extension; absent = SuperGradients' T = 1, no T²).
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// CrossEntropyLoss: label smoothing.
+    #[serde(default)]
+    pub label_smoothing: Option<f64>,
+}
+
+/// SuperGradients' `dataset_params`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetParams {
+    /// The training set.
+    #[serde(default)]
+    pub train_dataset_params: DatasetSpec,
+    /// The validation set.
+    #[serde(default)]
+    pub val_dataset_params: DatasetSpec,
+    /// The training loader.
+    #[serde(default)]
+    pub train_dataloader_params: LoaderSpec,
+    /// The validation loader.
+    #[serde(default)]
+    pub val_dataloader_params: LoaderSpec,
+}
+
+/// One dataset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// Folder of the data (default: searched, see the dataset's docs).
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// kd extension: use a seeded random subset of this many samples.
+    #[serde(default)]
+    pub max_samples: Option<usize>,
+    /// Transforms, in order, e.g. `[{RandomCrop: {size: 28, padding: 4}}, ...]`.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub transforms: Vec<TransformSpec>,
+}
+
+/// One transform.
+#[derive(Debug, Clone, Deserialize)]
+pub enum TransformSpec {
+    /// Random crop after zero padding.
+    RandomCrop {
+        /// Output size (square).
+        size: usize,
+        /// Zero padding on each side.
+        #[serde(default)]
+        padding: usize,
+    },
+    /// Horizontal flip with probability `p`.
+    RandomHorizontalFlip {
+        /// Flip probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Per-channel normalisation of `[0, 1]` pixels.
+    Normalize {
+        /// Per-channel mean.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation.
+        std: Vec<f32>,
+    },
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// One loader.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderSpec {
+    /// Batch size (default 64).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Worker threads for decoding and augmentation (default 2).
+    #[serde(default = "default_workers")]
+    pub num_workers: usize,
+    /// Shuffle each epoch (default: true for training, false for validation).
+    #[serde(default)]
+    pub shuffle: Option<bool>,
+    /// Drop the last incomplete batch (default false).
+    #[serde(default)]
+    pub drop_last: bool,
+}
+
+impl Default for LoaderSpec {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch(),
+            num_workers: default_workers(),
+            shuffle: None,
+            drop_last: false,
+        }
+    }
+}
+
+fn default_batch() -> usize {
+    64
+}
+fn default_workers() -> usize {
+    2
+}

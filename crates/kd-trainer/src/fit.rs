@@ -1,0 +1,389 @@
+//! The one training loop that [`crate::Trainer`] and [`crate::KdTrainer`] share.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use kd_core::{Criterion, LossOutput};
+use kd_data::DataLoader;
+
+use crate::checkpoint::{
+    BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, load_module_bytes, module_bytes,
+    student_bytes, write_atomic,
+};
+use crate::metrics::{METRIC_NAMES, MetricAccumulator};
+use crate::progress::Progress;
+use crate::{TrainError, TrainModule, TrainingParams};
+
+/// One epoch's results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Training loss components and accuracies (means over the epoch).
+    pub train: Vec<(String, f64)>,
+    /// Validation loss components and accuracies.
+    pub valid: Vec<(String, f64)>,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+impl EpochRecord {
+    /// A validation value by name.
+    pub fn valid_metric(&self, name: &str) -> Option<f64> {
+        self.valid.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+/// What a finished run returns.
+#[derive(Debug)]
+pub struct TrainOutcome<M> {
+    /// The trained module (the KD module for KD runs), as it is after the last epoch.
+    pub model: M,
+    /// One record per epoch run in this call (resumed epochs excluded).
+    pub history: Vec<EpochRecord>,
+    /// The watched metric's name as logged.
+    pub metric_to_watch: String,
+    /// Its best validation value and epoch.
+    pub best: Option<(f64, usize)>,
+    /// The run folder (`ckpt_latest.kd`, `ckpt_best.bpk`, `metrics.jsonl`).
+    pub run_dir: PathBuf,
+    /// Seconds spent in this call.
+    pub seconds: f64,
+}
+
+impl<M> TrainOutcome<M> {
+    /// Path of the best student checkpoint.
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.run_dir.join(BEST_NAME)
+    }
+}
+
+/// Resolves `metric_to_watch` against the logged names: exact, or a bare loss component
+/// (`Loss` → `KdLogitsLoss/Loss`), case-insensitively; otherwise an error with a suggestion.
+pub(crate) fn resolve_metric(wanted: &str, names: &[String]) -> Result<String, TrainError> {
+    if let Some(n) = names.iter().find(|n| n.as_str() == wanted) {
+        return Ok(n.clone());
+    }
+    let lower = wanted.to_ascii_lowercase();
+    if let Some(n) = names.iter().find(|n| {
+        n.to_ascii_lowercase() == lower
+            || n.rsplit('/').next().map(str::to_ascii_lowercase) == Some(lower.clone())
+    }) {
+        return Ok(n.clone());
+    }
+    let closest = names
+        .iter()
+        .min_by_key(|n| levenshtein(&n.to_ascii_lowercase(), &lower))
+        .map(|n| format!(", did you mean `{n}`?"))
+        .unwrap_or_default();
+    Err(TrainError::param(
+        "metric_to_watch",
+        format!(
+            "unknown metric `{wanted}`{closest} (known: {})",
+            names.join(", ")
+        ),
+    ))
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn components_to_vec(components: Tensor<1>) -> Vec<f32> {
+    components
+        .into_data().try_into_vec_as::<f32>()
+        .unwrap_or_default()
+}
+
+fn fmt_metrics(values: &[(String, f64)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs training: epochs of optimizer steps, validation after each epoch, checkpoints.
+///
+/// `model` must already be trainable (its trainable tensors on `device.autodiff()`); the
+/// teacher inside a KD module stays where the KD module put it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit<M, L>(
+    kind: &str,
+    run_dir: &Path,
+    device: &Device,
+    mut model: M,
+    params: &TrainingParams,
+    criterion: &L,
+    train: &DataLoader,
+    valid: &DataLoader,
+) -> Result<TrainOutcome<M>, TrainError>
+where
+    M: TrainModule,
+    L: Criterion<M::Output>,
+{
+    let started = Instant::now();
+    if params.max_epochs == 0 {
+        return Err(TrainError::param("max_epochs", "must be at least 1"));
+    }
+    params.schedule.validate(params.max_epochs)?;
+    params.optimizer.validate()?;
+    let loss_names: Vec<String> = criterion
+        .component_names()
+        .iter()
+        .map(|c| format!("{}/{c}", criterion.name()))
+        .collect();
+    let mut all_names = loss_names.clone();
+    all_names.extend(METRIC_NAMES.iter().map(|s| s.to_string()));
+    let watched = resolve_metric(&params.metric_to_watch, &all_names)?;
+
+    let train_device = device.clone().autodiff();
+    let plain_device = device.clone();
+    let latest_path = run_dir.join(LATEST_NAME);
+    let best_path = run_dir.join(BEST_NAME);
+    let log_path = run_dir.join("metrics.jsonl");
+    std::fs::create_dir_all(run_dir).map_err(|source| TrainError::Io {
+        action: "cannot create run folder",
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+
+    let mut optim = params.optimizer.build();
+    let mut start_epoch = 0;
+    let mut global_step = 0;
+    let mut best: Option<(f64, usize)> = None;
+    if params.resume || params.resume_path.is_some() {
+        let path = params.resume_path.clone().unwrap_or_else(|| latest_path.clone());
+        if !path.exists() {
+            return Err(TrainError::Checkpoint {
+                path,
+                message: "resume was asked but there is no checkpoint here: run once without `resume`, or set `resume_path`".into(),
+            });
+        }
+        let ckpt = Checkpoint::load(&path)?;
+        if ckpt.meta.kind != kind {
+            return Err(TrainError::Checkpoint {
+                path,
+                message: format!(
+                    "holds a `{}` run but this is a `{kind}` run: resume with the same kind of training",
+                    ckpt.meta.kind
+                ),
+            });
+        }
+        model = load_module_bytes(model, ckpt.blob("model", &path)?, &path)?;
+        let opt_bytes = Bytes::from_bytes_vec(ckpt.blob("optimizer", &path)?.to_vec());
+        optim = optim.from_bytes(opt_bytes).map_err(|e| TrainError::Checkpoint {
+            path: path.clone(),
+            message: format!("unreadable optimizer state ({e}): use the same optimizer as the run that wrote it"),
+        })?;
+        start_epoch = ckpt.meta.epoch + 1;
+        global_step = ckpt.meta.global_step;
+        best = ckpt.meta.best_metric.zip(ckpt.meta.best_epoch);
+        if !params.silent_mode {
+            eprintln!(
+                "resuming from {} at epoch {}/{}",
+                path.display(),
+                start_epoch + 1,
+                params.max_epochs
+            );
+        }
+    } else {
+        // A fresh run starts a fresh log.
+        let _ = std::fs::remove_file(&log_path);
+    }
+
+    let iters_per_epoch = params
+        .max_train_batches
+        .map_or(train.num_batches(), |m| m.min(train.num_batches()));
+    let mut history = Vec::new();
+    for epoch in start_epoch..params.max_epochs {
+        let epoch_start = Instant::now();
+        let mut acc = MetricAccumulator::new(loss_names.clone());
+        let mut bar = Progress::new(
+            format!("epoch {}/{}", epoch + 1, params.max_epochs),
+            iters_per_epoch,
+            params.silent_mode,
+        );
+        let mut lr = params.schedule.initial_lr;
+        for (step, batch) in train.iter(epoch, &train_device).take(iters_per_epoch).enumerate() {
+            let batch = batch?;
+            lr = params
+                .schedule
+                .lr(epoch, step, iters_per_epoch, params.max_epochs);
+            let output = model.forward_train(batch.images);
+            let LossOutput { loss, components } = criterion.forward(&output, &batch.targets);
+            let values = components_to_vec(components);
+            if values.iter().any(|v| !v.is_finite()) {
+                bar.finish();
+                let components = loss_names
+                    .iter()
+                    .zip(&values)
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let last_good = if latest_path.exists() {
+                    latest_path.display().to_string()
+                } else {
+                    "no checkpoint (the first epoch did not finish)".to_string()
+                };
+                return Err(TrainError::NonFiniteLoss {
+                    epoch,
+                    step,
+                    components,
+                    last_good,
+                });
+            }
+            acc.update(&values, M::metric_logits(&output).detach(), &batch.targets);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            global_step += 1;
+            bar.tick(step + 1, acc.samples(), values[0]);
+        }
+        bar.finish();
+        let train_metrics = acc.compute();
+        let train_samples = acc.samples();
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+
+        // Validation on the plain device, in eval mode.
+        let eval = model.valid();
+        let mut vacc = MetricAccumulator::new(loss_names.clone());
+        let max_valid = params.max_valid_batches.unwrap_or(usize::MAX);
+        for batch in valid.iter(0, &plain_device).take(max_valid) {
+            let batch = batch?;
+            let output = eval.forward_train(batch.images);
+            let values = components_to_vec(criterion.forward(&output, &batch.targets).components);
+            vacc.update(&values, M::metric_logits(&output), &batch.targets);
+        }
+        let valid_metrics = vacc.compute();
+        let record = EpochRecord {
+            epoch,
+            lr,
+            train: train_metrics,
+            valid: valid_metrics,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+
+        let value = record.valid_metric(&watched).unwrap_or(f64::NAN);
+        let improved = value.is_finite()
+            && best.is_none_or(|(b, _)| {
+                if params.greater_metric_to_watch_is_better {
+                    value > b
+                } else {
+                    value < b
+                }
+            });
+        if improved {
+            best = Some((value, epoch));
+            write_atomic(&best_path, &student_bytes(eval.student_module(), &best_path)?)?;
+        }
+        let meta = CheckpointMeta {
+            kind: kind.to_string(),
+            epoch,
+            global_step,
+            max_epochs: params.max_epochs,
+            metric_to_watch: watched.clone(),
+            best_metric: best.map(|b| b.0),
+            best_epoch: best.map(|b| b.1),
+            seed: params.seed,
+        };
+        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Checkpoint {
+            path: latest_path.clone(),
+            message: format!("cannot serialise the optimizer: {e}"),
+        })?;
+        Checkpoint {
+            meta,
+            blobs: vec![
+                ("model".into(), module_bytes(&model, &latest_path)?),
+                ("optimizer".into(), optim_bytes.to_vec()),
+            ],
+        }
+        .save(&latest_path)?;
+        append_log(&log_path, &record)?;
+        if !params.silent_mode {
+            eprintln!(
+                "epoch {}/{} lr {:.5} {:.1}s ({:.0} img/s) | train: {} | valid: {}{}",
+                epoch + 1,
+                params.max_epochs,
+                lr,
+                record.seconds,
+                train_samples as f64 / train_seconds.max(1e-9),
+                fmt_metrics(&record.train),
+                fmt_metrics(&record.valid),
+                if improved { " *" } else { "" }
+            );
+        }
+        history.push(record);
+    }
+    Ok(TrainOutcome {
+        model,
+        history,
+        metric_to_watch: watched,
+        best,
+        run_dir: run_dir.to_path_buf(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn append_log(path: &Path, record: &EpochRecord) -> Result<(), TrainError> {
+    let obj = |v: &[(String, f64)]| {
+        serde_json::Value::Object(
+            v.iter()
+                .map(|(k, x)| (k.clone(), serde_json::json!(x)))
+                .collect(),
+        )
+    };
+    let line = serde_json::json!({
+        "epoch": record.epoch,
+        "lr": record.lr,
+        "seconds": record.seconds,
+        "train": obj(&record.train),
+        "valid": obj(&record.valid),
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| TrainError::Io {
+            action: "cannot append to",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    writeln!(f, "{line}").map_err(|source| TrainError::Io {
+        action: "cannot append to",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_to_watch_resolution() {
+        let names: Vec<String> = ["KdLogitsLoss/Loss", "KdLogitsLoss/Task Loss", "Accuracy", "Top5"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(resolve_metric("Accuracy", &names).unwrap(), "Accuracy");
+        assert_eq!(resolve_metric("task loss", &names).unwrap(), "KdLogitsLoss/Task Loss");
+        let err = resolve_metric("Acuracy", &names).unwrap_err().to_string();
+        assert!(err.contains("did you mean `Accuracy`"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use kd_core::{Criterion, ImageClassifier, KdArchParams, KdModel, KdModule, KdOutput};
+use kd_data::DataLoader;
+
+use crate::fit::fit;
+use crate::{Supervised, TrainError, TrainOutcome, TrainingParams};
+
+/// Trains a classifier on its own (SuperGradients' `Trainer`); kd uses it to train teachers.
+///
+/// Checkpoints go to the run folder: `ckpt_latest.kd` (resumable) and `ckpt_best.bpk` (the
+/// network alone).
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    run_dir: PathBuf,
+    device: Device,
+}
+
+impl Trainer {
+    /// A trainer writing to `run_dir` and computing on `device` (a plain device; autodiff is
+    /// added for training).
+    pub fn new(run_dir: impl Into<PathBuf>, device: &Device) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            device: device.clone().without_autodiff(),
+        }
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Trains `model` with `criterion` on `train`, validating on `valid` after every epoch.
+    pub fn train<M, L>(
+        &self,
+        model: M,
+        params: &TrainingParams,
+        criterion: &L,
+        train: &DataLoader,
+        valid: &DataLoader,
+    ) -> Result<TrainOutcome<Supervised<M>>, TrainError>
+    where
+        M: ImageClassifier,
+        L: Criterion<Tensor<2>>,
+    {
+        let model = Supervised { net: model.train() };
+        fit(
+            "supervised",
+            &self.run_dir,
+            &self.device,
+            model,
+            params,
+            criterion,
+            train,
+            valid,
+        )
+    }
+}
+
+/// Trains a student from a frozen teacher (SuperGradients' `KDTrainer`).
+///
+/// `ckpt_latest.kd` holds the whole KD state (student, teacher, adapters, optimizer, position,
+/// best metric); `ckpt_best.bpk` holds the student alone and loads into a bare student.
+#[derive(Debug, Clone)]
+pub struct KdTrainer {
+    run_dir: PathBuf,
+    device: Device,
+}
+
+impl KdTrainer {
+    /// A KD trainer writing to `run_dir` and computing on `device`.
+    pub fn new(run_dir: impl Into<PathBuf>, device: &Device) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            device: device.clone().without_autodiff(),
+        }
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Builds the default KD module from `student`, `teacher` and `arch_params`, then trains
+    /// it: SuperGradients' `kd_trainer.train(student=..., teacher=..., kd_arch_params=...,
+    /// run_teacher_on_eval=..., training_params=..., train_loader=..., valid_loader=...)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train<S, T, L>(
+        &self,
+        student: S,
+        teacher: T,
+        arch_params: KdArchParams,
+        run_teacher_on_eval: bool,
+        params: &TrainingParams,
+        criterion: &L,
+        train: &DataLoader,
+        valid: &DataLoader,
+    ) -> Result<TrainOutcome<KdModel<S, T>>, TrainError>
+    where
+        S: ImageClassifier,
+        T: ImageClassifier,
+        L: Criterion<KdOutput<Tensor<2>>>,
+    {
+        let model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?;
+        self.train_module(model, params, criterion, train, valid)
+    }
+
+    /// Trains a ready KD module, default or custom (SuperGradients' `train(model=...)`).
+    pub fn train_module<K, L>(
+        &self,
+        model: K,
+        params: &TrainingParams,
+        criterion: &L,
+        train: &DataLoader,
+        valid: &DataLoader,
+    ) -> Result<TrainOutcome<K>, TrainError>
+    where
+        K: KdModule,
+        L: Criterion<KdOutput<K::StudentOutput, K::TeacherOutput>>,
+    {
+        fit(
+            "kd",
+            &self.run_dir,
+            &self.device,
+            model,
+            params,
+            criterion,
+            train,
+            valid,
+        )
+    }
+}
