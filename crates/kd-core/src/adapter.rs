@@ -53,7 +53,7 @@ impl NormalizationAdapterConfig {
             ("std_original", &self.std_original),
             ("std_required", &self.std_required),
         ] {
-            if let Some((channel, &value)) = v.iter().enumerate().find(|(_, s)| !(**s > 0.0)) {
+            if let Some((channel, &value)) = v.iter().enumerate().find(|(_, s)| !s.is_finite() || **s <= 0.0) {
                 return Err(KdError::AdapterStd {
                     field,
                     channel,

@@ -59,7 +59,7 @@ impl InMemoryDataset {
             return Err(DataError::NoClasses);
         }
         let per_image = shape.iter().product::<usize>();
-        let expected = per_image.checked_mul(labels.len()).unwrap_or(usize::MAX);
+        let expected = per_image.saturating_mul(labels.len());
         if images.len() != expected {
             return Err(DataError::ShapeMismatch {
                 shape,
@@ -68,8 +68,7 @@ impl InMemoryDataset {
                 found: images.len(),
             });
         }
-        if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= num_classes)
-        {
+        if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= num_classes) {
             return Err(DataError::LabelOutOfRange {
                 path: "<memory>".into(),
                 index,

@@ -74,7 +74,9 @@ pub enum DataError {
         found: usize,
     },
     /// An IDX image file declares a zero height or width.
-    #[error("`{path}` declares images of {height}x{width} pixels: height and width must be positive")]
+    #[error(
+        "`{path}` declares images of {height}x{width} pixels: height and width must be positive"
+    )]
     EmptyImages {
         /// Offending file.
         path: PathBuf,
@@ -136,7 +138,9 @@ pub enum DataError {
         found: usize,
     },
     /// An image shape has a zero dimension.
-    #[error("image shape {shape:?} has a zero dimension: channels, height and width must be positive")]
+    #[error(
+        "image shape {shape:?} has a zero dimension: channels, height and width must be positive"
+    )]
     EmptyShape {
         /// Offending shape, `[C, H, W]`.
         shape: [usize; 3],

@@ -89,7 +89,10 @@ impl IdxDataset {
     /// Fashion-MNIST (60,000 train / 10,000 test images of 1×28×28, 10 classes) from `root`, or
     /// from the first folder [`crate::locate_fashion_mnist`] finds.
     pub fn fashion_mnist(split: Split, root: Option<&Path>) -> Result<Self, DataError> {
-        let names = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
+        let names = FASHION_MNIST_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         Self::from_spec(&FASHION_MNIST, split, root, names)
     }
 
@@ -205,9 +208,9 @@ mod tests {
         write_file(&img, &idx_images_bytes(2, 1, 1, &[0, 1]), false);
         write_file(&lbl, &idx_labels_bytes(&[0, 1, 1]), false);
         match IdxDataset::from_files(&img, &lbl, names(2)) {
-            Err(DataError::CountMismatch {
-                images, labels, ..
-            }) => assert_eq!((images, labels), (2, 3)),
+            Err(DataError::CountMismatch { images, labels, .. }) => {
+                assert_eq!((images, labels), (2, 3))
+            }
             other => panic!("expected CountMismatch, got {other:?}"),
         }
         write_file(&lbl, &idx_labels_bytes(&[0, 5]), false);
@@ -246,6 +249,12 @@ mod tests {
 
         let empty = TempDir::new("idxds-empty");
         let err = IdxDataset::fashion_mnist(Split::Train, Some(empty.path())).unwrap_err();
-        assert!(matches!(err, DataError::NotFound { dataset: "fashion-mnist", .. }));
+        assert!(matches!(
+            err,
+            DataError::NotFound {
+                dataset: "fashion-mnist",
+                ..
+            }
+        ));
     }
 }

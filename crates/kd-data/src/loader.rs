@@ -313,7 +313,8 @@ impl BatchIter {
     fn to_batch(&self, raw: RawBatch) -> Batch {
         let [c, h, w] = self.shape;
         let b = raw.labels.len();
-        let images = Tensor::<4>::from_data(TensorData::new(raw.images, [b, c, h, w]), &self.device);
+        let images =
+            Tensor::<4>::from_data(TensorData::new(raw.images, [b, c, h, w]), &self.device);
         let targets = Tensor::<1, Int>::from_data(TensorData::new(raw.labels, [b]), &self.device);
         Batch {
             images,
@@ -329,7 +330,10 @@ impl BatchIter {
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
-                .map_or_else(|| "it panicked".to_string(), |m| format!("it panicked: {m}")),
+                .map_or_else(
+                    || "it panicked".to_string(),
+                    |m| format!("it panicked: {m}"),
+                ),
             _ => "its channel closed".to_string(),
         };
         DataError::ProducerStopped {
@@ -400,7 +404,9 @@ mod tests {
     /// Dataset of `n` images whose pixels encode their index; labels are `index % 7`.
     fn dataset(n: usize) -> Arc<dyn ImageDataset> {
         let per = SHAPE.iter().product::<usize>();
-        let images = (0..n * per).map(|i| ((i / per) * 3 + i % per) as u8).collect();
+        let images = (0..n * per)
+            .map(|i| ((i / per) * 3 + i % per) as u8)
+            .collect();
         let labels = (0..n).map(|i| i % 7).collect();
         Arc::new(InMemoryDataset::new(images, labels, SHAPE, 7).unwrap())
     }
@@ -465,9 +471,12 @@ mod tests {
 
     #[test]
     fn batches_have_expected_shapes_labels_and_pixels() {
-        let loader =
-            DataLoader::new(dataset(6), Transforms::to_tensor_only(), config(4, false, false, 2))
-                .unwrap();
+        let loader = DataLoader::new(
+            dataset(6),
+            Transforms::to_tensor_only(),
+            config(4, false, false, 2),
+        )
+        .unwrap();
         let device = Device::flex();
         let batch = loader.iter(0, &device).next().unwrap().unwrap();
         assert_eq!(batch.images.dims(), [4, 1, 4, 5]);
@@ -489,8 +498,10 @@ mod tests {
             let loader =
                 DataLoader::new(dataset(23), augment(), config(5, true, false, workers)).unwrap();
             for epoch in 0..3 {
-                let mut seen: Vec<usize> =
-                    collect(&loader, epoch).into_iter().flat_map(|b| b.0).collect();
+                let mut seen: Vec<usize> = collect(&loader, epoch)
+                    .into_iter()
+                    .flat_map(|b| b.0)
+                    .collect();
                 seen.sort_unstable();
                 assert_eq!(seen, (0..23).collect::<Vec<_>>());
             }
@@ -520,7 +531,8 @@ mod tests {
         assert_ne!(e0[0].0, e1[0].0);
         assert_ne!(loader.epoch_order(0), (0..40).collect::<Vec<_>>());
         // The same sample is augmented differently in different epochs.
-        let sequential = DataLoader::new(dataset(40), augment(), config(40, false, false, 2)).unwrap();
+        let sequential =
+            DataLoader::new(dataset(40), augment(), config(40, false, false, 2)).unwrap();
         let (s0, s1) = (collect(&sequential, 0), collect(&sequential, 1));
         assert_eq!(s0[0].0, s1[0].0);
         assert_ne!(s0[0].2, s1[0].2);
@@ -554,7 +566,11 @@ mod tests {
     #[test]
     fn new_rejects_bad_settings() {
         assert!(matches!(
-            DataLoader::new(dataset(3), Transforms::to_tensor_only(), config(0, false, false, 0)),
+            DataLoader::new(
+                dataset(3),
+                Transforms::to_tensor_only(),
+                config(0, false, false, 0)
+            ),
             Err(DataError::InvalidLoader {
                 field: "batch_size",
                 ..

@@ -203,13 +203,28 @@ mod tests {
         )
         .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("fashion-mnist not found; searched: "), "{msg}");
+        assert!(
+            msg.starts_with("fashion-mnist not found; searched: "),
+            "{msg}"
+        );
         assert!(msg.contains("(KD_DATA_DIR is not set)"), "{msg}");
-        assert!(msg.contains("(missing t10k-labels-idx1-ubyte[.gz])"), "{msg}");
-        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
+        assert!(
+            msg.contains("(missing t10k-labels-idx1-ubyte[.gz])"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("apt-get install dataset-fashion-mnist"),
+            "{msg}"
+        );
         assert!(msg.contains("cargo xtask data fashion-mnist"), "{msg}");
-        assert!(msg.contains("https://github.com/zalandoresearch/fashion-mnist"), "{msg}");
-        assert!(msg.contains("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"), "{msg}");
+        assert!(
+            msg.contains("https://github.com/zalandoresearch/fashion-mnist"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -29,7 +29,12 @@ pub fn mix_seed(parts: &[u64]) -> u64 {
 /// The loader draws every random transform parameter of that sample from this RNG, so a sample's
 /// augmentation can be replayed outside the loader.
 pub fn sample_rng(seed: u64, epoch: usize, index: usize) -> StdRng {
-    StdRng::seed_from_u64(mix_seed(&[seed, AUGMENT_STREAM, epoch as u64, index as u64]))
+    StdRng::seed_from_u64(mix_seed(&[
+        seed,
+        AUGMENT_STREAM,
+        epoch as u64,
+        index as u64,
+    ]))
 }
 
 /// The RNG that shuffles epoch `epoch` of a loader seeded with `seed`.
@@ -47,10 +52,7 @@ mod tests {
         // First outputs of the reference SplitMix64 generator seeded with 0 (Vigna's splitmix64.c),
         // whose state advances by the golden-ratio increment before each call.
         assert_eq!(splitmix64(0), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(
-            splitmix64(0x9e37_79b9_7f4a_7c15),
-            0x6e78_9e6a_a1b9_65f4
-        );
+        assert_eq!(splitmix64(0x9e37_79b9_7f4a_7c15), 0x6e78_9e6a_a1b9_65f4);
     }
 
     #[test]

@@ -92,7 +92,10 @@ fn an_augmented_epoch_is_fast_and_complete() {
         }
         sum += batch.images.sum().into_scalar::<f64>();
     }
-    eprintln!("one augmented epoch of 469 batches in {:?}", start.elapsed());
+    eprintln!(
+        "one augmented epoch of 469 batches in {:?}",
+        start.elapsed()
+    );
     assert!(seen.iter().all(|&s| s));
     // Normalized with the dataset statistics, the mean sits a little below 0 because padding
     // brings in black pixels.

@@ -155,7 +155,8 @@ mod tests {
         assert_eq!(fixture.ce_cases.len(), 6);
         for case in &fixture.ce_cases {
             let what = format!("{} targets, eps {}", case.targets, case.label_smoothing);
-            let logits = matrix(&fixture.inputs.base.student, &device.clone().autodiff()).require_grad();
+            let logits =
+                matrix(&fixture.inputs.base.student, &device.clone().autodiff()).require_grad();
             // Targets stay on the plain device while the logits are tracked.
             let targets = fixture.targets(&case.targets, &device);
             let loss = CrossEntropyLossConfig::new()
@@ -198,7 +199,9 @@ mod tests {
             assert_eq!(err.key(), "label_smoothing");
             assert!(err.to_string().contains("[0, 1)"), "{err}");
         }
-        let ok = CrossEntropyLossConfig::new().with_label_smoothing(0.1).init();
+        let ok = CrossEntropyLossConfig::new()
+            .with_label_smoothing(0.1)
+            .init();
         assert_eq!(ok.unwrap().config().label_smoothing, 0.1);
     }
 

@@ -80,7 +80,10 @@ mod tests {
         .prefixed("task_loss");
         assert_eq!(err.key(), "task_loss.label_smoothing");
         let msg = err.to_string();
-        assert!(msg.starts_with("`task_loss.label_smoothing` is 1 "), "{msg}");
+        assert!(
+            msg.starts_with("`task_loss.label_smoothing` is 1 "),
+            "{msg}"
+        );
         assert!(!msg.ends_with('.'), "{msg}");
     }
 }

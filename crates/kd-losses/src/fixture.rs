@@ -57,8 +57,9 @@ pub(crate) struct CeCase {
 impl Fixture {
     /// Parses the committed fixture.
     pub fn load() -> Self {
-        serde_json::from_str(include_str!("../tests/fixtures/kd_logits.json"))
-            .expect("tests/fixtures/kd_logits.json parses; regenerate it with tools/reference/losses.py")
+        serde_json::from_str(include_str!("../tests/fixtures/kd_logits.json")).expect(
+            "tests/fixtures/kd_logits.json parses; regenerate it with tools/reference/losses.py",
+        )
     }
 
     /// The logits named by a case's `inputs` field.
@@ -93,7 +94,7 @@ pub(crate) fn matrix(rows: &[Vec<f64>], device: &Device) -> Tensor<2> {
 /// The values of a float tensor.
 pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
-        .to_vec::<f32>()
+        .try_into_vec::<f32>()
         .expect("a float32 tensor")
         .into_iter()
         .map(f64::from)

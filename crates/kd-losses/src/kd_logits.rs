@@ -152,7 +152,12 @@ impl KdLogitsLoss {
     }
 
     /// The total, task and distillation losses (see [`kd_logits_loss`]).
-    pub fn compute(&self, student: Tensor<2>, teacher: Tensor<2>, targets: &Targets) -> KdLogitsParts {
+    pub fn compute(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        targets: &Targets,
+    ) -> KdLogitsParts {
         kd_logits_loss(student, teacher, targets, &self.config())
     }
 }
@@ -334,11 +339,17 @@ mod tests {
             assert_close(got[0], case.total, &format!("{what}: total"));
             assert_close(got[1], case.task, &format!("{what}: task"));
             assert_close(got[2], case.distillation, &format!("{what}: distillation"));
-            assert_close(values(out.loss.clone())[0], case.total, &format!("{what}: loss"));
+            assert_close(
+                values(out.loss.clone())[0],
+                case.total,
+                &format!("{what}: loss"),
+            );
             if let Some(want) = &case.grad {
                 grad_cases += 1;
                 let grads = out.loss.backward();
-                let grad = student.grad(&grads).expect("the student receives a gradient");
+                let grad = student
+                    .grad(&grads)
+                    .expect("the student receives a gradient");
                 assert_eq!(grad.dims(), [4, 7]);
                 let want: Vec<f64> = want.iter().flatten().copied().collect();
                 assert_all_close(&values(grad), &want, &format!("{what}: gradient"));
@@ -373,7 +384,11 @@ mod tests {
         let device = Device::flex();
         let a = Tensor::<2>::from_floats([[1.0, 2.0, -3.0], [0.0, 50.0, -50.0]], &device);
         let b = Tensor::<2>::from_floats([[2.0, 1.0, -3.0], [10.0, 0.0, -50.0]], &device);
-        assert_close(values(kl_div_logits(a.clone(), a.clone(), 1.0))[0], 0.0, "KL(a‖a)");
+        assert_close(
+            values(kl_div_logits(a.clone(), a.clone(), 1.0))[0],
+            0.0,
+            "KL(a‖a)",
+        );
         let kl = values(kl_div_logits(a, b, 2.0))[0];
         assert!(kl.is_finite() && kl > 0.0, "KL(b‖a) = {kl}");
     }
@@ -382,9 +397,8 @@ mod tests {
     fn plain_teacher_and_autodiff_student_mix() {
         let device = Device::flex();
         let train_device = device.clone().autodiff();
-        let student =
-            Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &train_device)
-                .require_grad();
+        let student = Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &train_device)
+            .require_grad();
         let plain_teacher = Tensor::<2>::from_floats([[3.0, -2.0, 1.0], [-1.0, 0.0, 4.0]], &device);
         assert!(!plain_teacher.is_autodiff());
         let targets = Targets::Hard(Tensor::<1, Int>::from_ints([0, 2], &device));
@@ -398,7 +412,11 @@ mod tests {
             &targets,
         );
         let grads = out.loss.backward();
-        let grad = values(student.grad(&grads).expect("the student receives a gradient"));
+        let grad = values(
+            student
+                .grad(&grads)
+                .expect("the student receives a gradient"),
+        );
         // Softmax gradients sum to zero over the classes of each sample.
         for row in grad.chunks(3) {
             assert!(row.iter().sum::<f64>().abs() < 1e-6, "{row:?}");
@@ -418,7 +436,11 @@ mod tests {
         );
         let grads = out.loss.backward();
         assert!(tracked_teacher.grad(&grads).is_none());
-        let grad2 = values(student2.grad(&grads).expect("the student receives a gradient"));
+        let grad2 = values(
+            student2
+                .grad(&grads)
+                .expect("the student receives a gradient"),
+        );
         for (a, b) in grad.iter().zip(&grad2) {
             assert_close(*b, *a, "gradient with a tracked teacher");
         }
@@ -441,12 +463,30 @@ mod tests {
     #[test]
     fn rejects_bad_configurations_naming_the_key() {
         let cases = [
-            (KdLogitsLossConfig::new().with_distillation_loss_coeff(1.5), "distillation_loss_coeff"),
-            (KdLogitsLossConfig::new().with_distillation_loss_coeff(-0.1), "distillation_loss_coeff"),
-            (KdLogitsLossConfig::new().with_distillation_loss_coeff(f64::NAN), "distillation_loss_coeff"),
-            (KdLogitsLossConfig::new().with_temperature(Some(0.0)), "temperature"),
-            (KdLogitsLossConfig::new().with_temperature(Some(-2.0)), "temperature"),
-            (KdLogitsLossConfig::new().with_temperature(Some(f64::INFINITY)), "temperature"),
+            (
+                KdLogitsLossConfig::new().with_distillation_loss_coeff(1.5),
+                "distillation_loss_coeff",
+            ),
+            (
+                KdLogitsLossConfig::new().with_distillation_loss_coeff(-0.1),
+                "distillation_loss_coeff",
+            ),
+            (
+                KdLogitsLossConfig::new().with_distillation_loss_coeff(f64::NAN),
+                "distillation_loss_coeff",
+            ),
+            (
+                KdLogitsLossConfig::new().with_temperature(Some(0.0)),
+                "temperature",
+            ),
+            (
+                KdLogitsLossConfig::new().with_temperature(Some(-2.0)),
+                "temperature",
+            ),
+            (
+                KdLogitsLossConfig::new().with_temperature(Some(f64::INFINITY)),
+                "temperature",
+            ),
             (
                 KdLogitsLossConfig::new()
                     .with_task_loss(CrossEntropyLossConfig::new().with_label_smoothing(1.0)),
@@ -461,7 +501,12 @@ mod tests {
             assert!(!msg.ends_with('.'), "{msg}");
         }
         for c in [0.0, 1.0] {
-            assert!(KdLogitsLossConfig::new().with_distillation_loss_coeff(c).init().is_ok());
+            assert!(
+                KdLogitsLossConfig::new()
+                    .with_distillation_loss_coeff(c)
+                    .init()
+                    .is_ok()
+            );
         }
     }
 }

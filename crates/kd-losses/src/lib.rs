@@ -16,9 +16,10 @@
 //!
 //! # fn main() -> Result<(), kd_losses::LossError> {
 //! let device = Device::flex();
+//! let train_device = device.clone().autodiff();
 //! // The student is trained (autodiff device); the frozen teacher stays on the plain device.
-//! let student = Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &device.clone().autodiff())
-//!     .require_grad();
+//! let student =
+//!     Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &train_device).require_grad();
 //! let teacher = Tensor::<2>::from_floats([[3.0, -2.0, 1.0], [-1.0, 0.0, 4.0]], &device);
 //! let targets = Targets::Hard(Tensor::<1, Int>::from_ints([0, 2], &device));
 //!
@@ -27,8 +28,10 @@
 //! let loss = criterion.forward(&output, &targets);
 //!
 //! assert_eq!(criterion.component_names(), ["Loss", "Task Loss", "Distillation Loss"]);
-//! let [total, task, distill]: [f32; 3] = loss.components.to_data().to_vec::<f32>().unwrap().try_into().unwrap();
+//! let values = loss.components.into_data().try_into_vec::<f32>().unwrap();
+//! let (total, task, distill) = (values[0], values[1], values[2]);
 //! assert!((total - (0.5 * task + 0.5 * distill)).abs() < 1e-6);
+//! assert!(distill > 0.0 && task > 0.0);
 //!
 //! let grads = loss.loss.backward();
 //! assert_eq!(student.grad(&grads).unwrap().dims(), [2, 3]);
@@ -45,4 +48,6 @@ mod kd_logits;
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use error::LossError;
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
-pub use kd_logits::{KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits};
+pub use kd_logits::{
+    KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
+};

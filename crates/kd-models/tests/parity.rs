@@ -113,7 +113,10 @@ fn usizes(value: &Value) -> Vec<usize> {
 
 fn assert_rel(got: f64, expected: f64, tol: f64, what: &str) {
     let err = (got - expected).abs() / expected.abs().max(1.0);
-    assert!(err <= tol, "{what}: got {got}, expected {expected} (rel err {err:e})");
+    assert!(
+        err <= tol,
+        "{what}: got {got}, expected {expected} (rel err {err:e})"
+    );
 }
 
 /// Fills `model`, runs the fixture's input and compares logits and taps.
@@ -141,6 +144,7 @@ fn check<M: ImageClassifier>(model: M, fixture: &str) {
         .map(String::as_str)
         .collect();
     let (logits, features) = model.forward_with_taps(x, &taps);
+    assert_eq!(features.len(), taps.len());
 
     let got: Vec<f32> = logits.into_data().try_to_vec().unwrap();
     let want: Vec<f64> = fixture["logits"]
@@ -164,8 +168,18 @@ fn check<M: ImageClassifier>(model: M, fixture: &str) {
         };
         let sum = sum.into_scalar::<f32>() as f64;
         let mean = mean.into_scalar::<f32>() as f64;
-        assert_rel(sum, stats["sum"].as_f64().unwrap(), 1e-4, &format!("{name} sum"));
-        assert_rel(mean, stats["mean"].as_f64().unwrap(), 1e-4, &format!("{name} mean"));
+        assert_rel(
+            sum,
+            stats["sum"].as_f64().unwrap(),
+            1e-4,
+            &format!("{name} sum"),
+        );
+        assert_rel(
+            mean,
+            stats["mean"].as_f64().unwrap(),
+            1e-4,
+            &format!("{name} mean"),
+        );
     }
 }
 
@@ -186,10 +200,16 @@ fn bottleneck_resnet_matches_torchvision() {
 
 #[test]
 fn small_cnn_matches_pytorch() {
-    check(SmallCnnConfig::new(1, 10).init(&Device::flex()), "small_cnn");
+    check(
+        SmallCnnConfig::new(1, 10).init(&Device::flex()),
+        "small_cnn",
+    );
 }
 
 #[test]
 fn resnet8x4_matches_crd() {
-    check(ResNetCifarConfig::resnet8x4(10).init(&Device::flex()), "resnet8x4_cifar");
+    check(
+        ResNetCifarConfig::resnet8x4(10).init(&Device::flex()),
+        "resnet8x4_cifar",
+    );
 }

@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::prelude::*;
 use kd_core::{Criterion, ImageClassifier, KdArchParams, KdModel, KdModule, KdOutput};
 use kd_data::DataLoader;

@@ -42,7 +42,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         teacher_output: teacher_logits,
     };
     let loss = criterion.forward(&output, &targets);
-    let values = loss.components.to_data().to_vec::<f32>()?;
+    let values = loss.components.into_data().try_into_vec::<f32>()?;
     for (name, value) in criterion.component_names().iter().zip(values) {
         println!("{}/{name}: {value:.6}", criterion.name());
     }

@@ -232,6 +232,8 @@ impl Bottleneck {
 /// `#[derive(Module)]` adds the variant name to record paths, so a block's parameters read
 /// `layer1.0.BasicBlock.conv1.weight` in a native record and `layer1.0.conv1.weight` in
 /// burn-store's paths (its `skip_enum_variants`, on by default for PyTorch files).
+// Both variants are large (about 2 KB) and built once per model, so boxing gains nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Block {
     /// A [`BasicBlock`].
@@ -292,11 +294,27 @@ mod tests {
     #[test]
     fn shortcut_only_when_shape_changes() {
         let device = Device::flex();
-        assert!(BasicBlock::new(64, 64, 1, false, &device).downsample.is_none());
-        assert!(BasicBlock::new(64, 128, 2, false, &device).downsample.is_some());
+        assert!(
+            BasicBlock::new(64, 64, 1, false, &device)
+                .downsample
+                .is_none()
+        );
+        assert!(
+            BasicBlock::new(64, 128, 2, false, &device)
+                .downsample
+                .is_some()
+        );
         // A bottleneck widens 64 -> 256, so even the first stride-1 block projects.
-        assert!(Bottleneck::new(64, 64, 1, false, &device).downsample.is_some());
-        assert!(Bottleneck::new(256, 64, 1, false, &device).downsample.is_none());
+        assert!(
+            Bottleneck::new(64, 64, 1, false, &device)
+                .downsample
+                .is_some()
+        );
+        assert!(
+            Bottleneck::new(256, 64, 1, false, &device)
+                .downsample
+                .is_none()
+        );
     }
 
     #[test]

@@ -427,10 +427,10 @@ mod tests {
         let logits = model.forward(x.clone());
         let (tapped, _) = model.forward_with_taps(x.clone(), &["layer2"]);
         let headed = model.forward_head(model.forward_features(x));
-        logits.clone().into_data().assert_approx_eq::<f32>(
-            &tapped.into_data(),
-            burn::tensor::Tolerance::absolute(1e-6),
-        );
+        logits
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&tapped.into_data(), burn::tensor::Tolerance::absolute(1e-6));
         logits
             .into_data()
             .assert_approx_eq::<f32>(&headed.into_data(), burn::tensor::Tolerance::absolute(1e-6));
@@ -463,7 +463,10 @@ mod tests {
         let device = Device::flex();
         for config in [ResNetConfig::resnet18(10), ResNetConfig::resnet50(10)] {
             let model = config.with_zero_init_residual(true).init(&device);
-            assert_eq!(model.blocks().count(), if model.layer3.len() == 2 { 8 } else { 16 });
+            assert_eq!(
+                model.blocks().count(),
+                if model.layer3.len() == 2 { 8 } else { 16 }
+            );
             for block in model.blocks() {
                 let gamma = block.last_bn().gamma.val().abs().sum().into_scalar::<f32>();
                 assert_eq!(gamma, 0.0);

@@ -1,6 +1,6 @@
 //! Names of ResNet parameters in torchvision state dicts.
 //!
-//! The Burn modules keep torchvision's field names, so only three things differ:
+//! The Burn modules keep torchvision's field names, so only these differ:
 //!
 //! | Burn (store path) | torchvision key | applied by |
 //! |---|---|---|
@@ -34,7 +34,11 @@ fn rename_structure(segments: &[&str], to_torch: bool) -> String {
     let patterns: Vec<(Vec<&str>, Vec<&str>)> = TORCHVISION_KEY_MAP
         .iter()
         .map(|&(burn, torch)| {
-            let (from, to) = if to_torch { (burn, torch) } else { (torch, burn) };
+            let (from, to) = if to_torch {
+                (burn, torch)
+            } else {
+                (torch, burn)
+            };
             (from.split('.').collect(), to.split('.').collect())
         })
         .collect();
@@ -96,12 +100,18 @@ mod tests {
             ("bn1.gamma", "bn1.weight"),
             ("bn1.running_var", "bn1.running_var"),
             ("layer1.0.BasicBlock.bn2.beta", "layer1.0.bn2.bias"),
-            ("layer2.0.downsample.conv.weight", "layer2.0.downsample.0.weight"),
+            (
+                "layer2.0.downsample.conv.weight",
+                "layer2.0.downsample.0.weight",
+            ),
             (
                 "layer3.0.Bottleneck.downsample.bn.gamma",
                 "layer3.0.downsample.1.weight",
             ),
-            ("layer3.0.downsample.bn.running_mean", "layer3.0.downsample.1.running_mean"),
+            (
+                "layer3.0.downsample.bn.running_mean",
+                "layer3.0.downsample.1.running_mean",
+            ),
             ("fc.weight", "fc.weight"),
             ("stage1.bn.gamma", "stage1.bn.weight"),
         ];
@@ -121,7 +131,13 @@ mod tests {
             "layer4.0.downsample.bn.running_var"
         );
         // A block index equal to 0 or 1 is not a downsample segment.
-        assert_eq!(torchvision_to_burn_key("layer1.0.conv1.weight"), "layer1.0.conv1.weight");
-        assert_eq!(torchvision_to_burn_key("layer1.1.bn1.weight"), "layer1.1.bn1.weight");
+        assert_eq!(
+            torchvision_to_burn_key("layer1.0.conv1.weight"),
+            "layer1.0.conv1.weight"
+        );
+        assert_eq!(
+            torchvision_to_burn_key("layer1.1.bn1.weight"),
+            "layer1.1.bn1.weight"
+        );
     }
 }

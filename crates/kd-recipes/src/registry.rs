@@ -1,0 +1,279 @@
+//! The model registry: one explicit table from architecture names to constructors.
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::{ModuleRecord, RecordError};
+use kd_core::{Feature, ImageClassifier};
+use kd_models::{ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig, SmallCnn, SmallCnnConfig};
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::error::did_you_mean;
+use crate::RecipeError;
+
+/// Any network of the zoo, as built from a recipe.
+///
+/// Its checkpoints hold the inner network's record, so a `ckpt_best.bpk` loads into the bare
+/// network (a `ResNet`, say) as well as into a `Network`.
+#[derive(Module, Debug)]
+pub enum Network {
+    /// torchvision-layout ResNets.
+    ResNet(ResNet),
+    /// The CIFAR ResNets of the KD literature.
+    ResNetCifar(ResNetCifar),
+    /// The small Fashion-MNIST student.
+    SmallCnn(SmallCnn),
+}
+
+macro_rules! each {
+    ($self:expr, $m:ident => $e:expr) => {
+        match $self {
+            Network::ResNet($m) => $e,
+            Network::ResNetCifar($m) => $e,
+            Network::SmallCnn($m) => $e,
+        }
+    };
+}
+
+impl ImageClassifier for Network {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        each!(self, m => m.forward(x))
+    }
+    fn num_classes(&self) -> usize {
+        each!(self, m => m.num_classes())
+    }
+    fn tap_names(&self) -> Vec<&'static str> {
+        each!(self, m => m.tap_names())
+    }
+    fn forward_with_taps(&self, x: Tensor<4>, taps: &[&str]) -> (Tensor<2>, Vec<Feature>) {
+        each!(self, m => m.forward_with_taps(x, taps))
+    }
+    fn checkpoint_record(&self) -> ModuleRecord {
+        each!(self, m => m.checkpoint_record())
+    }
+    fn load_checkpoint_record(self, record: ModuleRecord) -> Result<Self, RecordError> {
+        Ok(match self {
+            Network::ResNet(m) => Network::ResNet(m.load_checkpoint_record(record)?),
+            Network::ResNetCifar(m) => Network::ResNetCifar(m.load_checkpoint_record(record)?),
+            Network::SmallCnn(m) => Network::SmallCnn(m.load_checkpoint_record(record)?),
+        })
+    }
+}
+
+/// The family an architecture belongs to, which fixes its `arch_params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// torchvision ResNet: `num_classes` (1000), `in_channels`/`num_input_channels` (3),
+    /// `small_input` (false), `zero_init_residual` (false).
+    ResNet,
+    /// CIFAR ResNet: `num_classes` (100), `in_channels` (3).
+    ResNetCifar,
+    /// SmallCnn: `num_classes` (10), `in_channels` (1), `widths` ([16, 32, 64]).
+    SmallCnn,
+}
+
+/// Every architecture name, its family and a one-line description.
+pub const ARCHITECTURES: [(&str, Family, &str); 17] = [
+    ("resnet18", Family::ResNet, "torchvision ResNet-18 (basic blocks 2-2-2-2)"),
+    ("resnet34", Family::ResNet, "torchvision ResNet-34 (basic blocks 3-4-6-3)"),
+    ("resnet50", Family::ResNet, "torchvision ResNet-50 (bottlenecks 3-4-6-3)"),
+    ("resnet101", Family::ResNet, "torchvision ResNet-101 (bottlenecks 3-4-23-3)"),
+    ("resnet152", Family::ResNet, "torchvision ResNet-152 (bottlenecks 3-8-36-3)"),
+    ("resnet8", Family::ResNetCifar, "CIFAR ResNet-8 (16/32/64)"),
+    ("resnet14", Family::ResNetCifar, "CIFAR ResNet-14 (16/32/64)"),
+    ("resnet20", Family::ResNetCifar, "CIFAR ResNet-20 (16/32/64)"),
+    ("resnet32", Family::ResNetCifar, "CIFAR ResNet-32 (16/32/64)"),
+    ("resnet44", Family::ResNetCifar, "CIFAR ResNet-44 (16/32/64)"),
+    ("resnet56", Family::ResNetCifar, "CIFAR ResNet-56 (16/32/64)"),
+    ("resnet110", Family::ResNetCifar, "CIFAR ResNet-110 (16/32/64)"),
+    ("resnet8x4", Family::ResNetCifar, "CRD's ResNet-8x4 (64/128/256)"),
+    ("resnet32x4", Family::ResNetCifar, "CRD's ResNet-32x4 (64/128/256)"),
+    ("small_cnn", Family::SmallCnn, "three conv-BN-ReLU stages, ~25k parameters"),
+    ("smallcnn", Family::SmallCnn, "alias of small_cnn"),
+    ("simple_cnn", Family::SmallCnn, "alias of small_cnn"),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResNetArchParams {
+    #[serde(default = "n1000")]
+    num_classes: usize,
+    #[serde(default = "c3", alias = "num_input_channels")]
+    in_channels: usize,
+    #[serde(default)]
+    small_input: bool,
+    #[serde(default)]
+    zero_init_residual: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CifarArchParams {
+    #[serde(default = "n100")]
+    num_classes: usize,
+    #[serde(default = "c3", alias = "num_input_channels")]
+    in_channels: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmallCnnArchParams {
+    #[serde(default = "n10")]
+    num_classes: usize,
+    #[serde(default = "c1", alias = "num_input_channels")]
+    in_channels: usize,
+    #[serde(default)]
+    widths: Option<[usize; 3]>,
+}
+
+fn n1000() -> usize {
+    1000
+}
+fn n100() -> usize {
+    100
+}
+fn n10() -> usize {
+    10
+}
+fn c3() -> usize {
+    3
+}
+fn c1() -> usize {
+    1
+}
+
+fn parse_params<T: for<'de> Deserialize<'de>>(params: &Mapping, key: &str) -> Result<T, RecipeError> {
+    serde_path_to_error::deserialize::<_, T>(Value::Mapping(params.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        let msg = match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+            Some((name, tail)) => {
+                let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+                format!(
+                    "unknown key `{name}`{}; expected one of: {}",
+                    did_you_mean(name, expected.iter().copied()),
+                    expected.join(", ")
+                )
+            }
+            None => msg,
+        };
+        let key = if path == "." || path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{key}.{path}")
+        };
+        RecipeError::invalid(&key, msg)
+    })
+}
+
+/// Looks a name up, with a did-you-mean error naming the recipe key.
+pub fn lookup(name: &str, key: &str) -> Result<Family, RecipeError> {
+    ARCHITECTURES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, f, _)| *f)
+        .ok_or_else(|| RecipeError::UnknownArchitecture {
+            key: key.to_string(),
+            name: name.to_string(),
+            suggestion: did_you_mean(name, ARCHITECTURES.iter().map(|(n, _, _)| *n)),
+            known: ARCHITECTURES
+                .iter()
+                .map(|(n, _, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Builds architecture `name` with `arch_params` on `device` (SuperGradients' `models.get`
+/// without the weights; see [`crate::load_weights`]). `key` names the recipe key in errors,
+/// e.g. `student`.
+pub fn get(name: &str, arch_params: &Mapping, key: &str, device: &Device) -> Result<Network, RecipeError> {
+    let family = lookup(name, &format!("{key}_architecture"))?;
+    let params_key = format!("{key}_arch_params");
+    let model_err = |e: kd_models::ModelError| RecipeError::invalid(&params_key, e.to_string());
+    Ok(match family {
+        Family::ResNet => {
+            let p: ResNetArchParams = parse_params(arch_params, &params_key)?;
+            let config = match name {
+                "resnet18" => ResNetConfig::resnet18(p.num_classes),
+                "resnet34" => ResNetConfig::resnet34(p.num_classes),
+                "resnet50" => ResNetConfig::resnet50(p.num_classes),
+                "resnet101" => ResNetConfig::resnet101(p.num_classes),
+                _ => ResNetConfig::resnet152(p.num_classes),
+            };
+            let config = config
+                .with_in_channels(p.in_channels)
+                .with_small_input(p.small_input)
+                .with_zero_init_residual(p.zero_init_residual);
+            Network::ResNet(config.try_init(device).map_err(model_err)?)
+        }
+        Family::ResNetCifar => {
+            let p: CifarArchParams = parse_params(arch_params, &params_key)?;
+            let n = p.num_classes;
+            let config = match name {
+                "resnet8" => ResNetCifarConfig::resnet8(n),
+                "resnet14" => ResNetCifarConfig::resnet14(n),
+                "resnet20" => ResNetCifarConfig::resnet20(n),
+                "resnet32" => ResNetCifarConfig::resnet32(n),
+                "resnet44" => ResNetCifarConfig::resnet44(n),
+                "resnet56" => ResNetCifarConfig::resnet56(n),
+                "resnet110" => ResNetCifarConfig::resnet110(n),
+                "resnet8x4" => ResNetCifarConfig::resnet8x4(n),
+                _ => ResNetCifarConfig::resnet32x4(n),
+            };
+            Network::ResNetCifar(
+                config
+                    .with_in_channels(p.in_channels)
+                    .try_init(device)
+                    .map_err(model_err)?,
+            )
+        }
+        Family::SmallCnn => {
+            let p: SmallCnnArchParams = parse_params(arch_params, &params_key)?;
+            let mut config = SmallCnnConfig::new(p.in_channels, p.num_classes);
+            if let Some(w) = p.widths {
+                config = config.with_widths(w);
+            }
+            Network::SmallCnn(config.try_init(device).map_err(model_err)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = ARCHITECTURES.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ARCHITECTURES.len());
+    }
+
+    #[test]
+    fn unknown_name_and_bad_params() {
+        let device = Device::flex();
+        let err = get("resnet19", &Mapping::new(), "student", &device).unwrap_err().to_string();
+        assert!(err.contains("student_architecture") && err.contains("did you mean `resnet18`"), "{err}");
+        let params: Mapping = serde_yaml::from_str("num_clases: 10").unwrap();
+        let err = get("small_cnn", &params, "teacher", &device).unwrap_err().to_string();
+        assert!(err.contains("teacher_arch_params") && err.contains("did you mean `num_classes`"), "{err}");
+        let params: Mapping = serde_yaml::from_str("num_classes: ten").unwrap();
+        let err = get("resnet18", &params, "student", &device).unwrap_err().to_string();
+        assert!(err.contains("student_arch_params.num_classes"), "{err}");
+    }
+
+    #[test]
+    fn builds_each_family() {
+        let device = Device::flex();
+        let p: Mapping = serde_yaml::from_str("{num_classes: 10, in_channels: 1, small_input: true}").unwrap();
+        let net = get("resnet18", &p, "teacher", &device).unwrap();
+        assert_eq!(net.num_classes(), 10);
+        let out = net.forward(Tensor::<4>::zeros([2, 1, 28, 28], &device));
+        assert_eq!(out.dims(), [2, 10]);
+        let p: Mapping = serde_yaml::from_str("{num_classes: 10}").unwrap();
+        let net = get("small_cnn", &p, "student", &device).unwrap();
+        assert_eq!(net.tap_names().last(), Some(&"pre_logits"));
+    }
+}

@@ -1,0 +1,565 @@
+//! A recipe → a run: the teacher (loaded or trained), the KD student, the scratch baseline.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::prelude::*;
+use kd_core::{ImageClassifier, InputAdapter, KdArchParams, NormalizationAdapterConfig};
+use kd_data::DataLoader;
+use kd_losses::{CrossEntropyLoss, CrossEntropyLossConfig, KdLogitsLossConfig};
+use kd_trainer::{
+    Checkpoint, KdTrainer, LATEST_NAME, LrMode, LrSchedule, OptimizerConfig, OptimizerKind,
+    Trainer, TrainingParams, WarmupMode, load_student,
+};
+use serde_yaml::Value;
+
+use crate::error::did_you_mean;
+use crate::schema::{AdapterSpec, CheckpointParams, TrainingHyperparams};
+use crate::{Network, Recipe, RecipeError, build_loaders, registry};
+
+/// One line of the final table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// `teacher`, `student (scratch)` or `student (KD)`.
+    pub role: String,
+    /// Architecture name.
+    pub arch: String,
+    /// Parameter count (BatchNorm running statistics included).
+    pub params: usize,
+    /// Best validation top-1 accuracy.
+    pub accuracy: f64,
+    /// Top-5 accuracy at that epoch.
+    pub top5: f64,
+    /// Seconds spent training in this invocation (0 when loaded).
+    pub seconds: f64,
+    /// Where the weights are.
+    pub checkpoint: PathBuf,
+    /// `trained` or `loaded`.
+    pub origin: String,
+}
+
+/// What a recipe run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Teacher, scratch and KD rows, as present.
+    pub rows: Vec<ReportRow>,
+}
+
+impl RunReport {
+    /// A plain-text table of the rows.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<18} {:<12} {:>10} {:>9} {:>7} {:>9}  {}\n",
+            "model", "arch", "params", "accuracy", "top5", "time", "weights"
+        );
+        for r in &self.rows {
+            let time = if r.origin == "trained" {
+                format!("{:.1}s", r.seconds)
+            } else {
+                "loaded".to_string()
+            };
+            out.push_str(&format!(
+                "{:<18} {:<12} {:>10} {:>8.2}% {:>6.2}% {:>9}  {}\n",
+                r.role,
+                r.arch,
+                r.params,
+                100.0 * r.accuracy,
+                100.0 * r.top5,
+                time,
+                r.checkpoint.display()
+            ));
+        }
+        out
+    }
+}
+
+/// Turns `training_hyperparams` into the trainer's parameters; `section` names the key.
+pub fn training_params(th: &TrainingHyperparams, section: &str) -> Result<TrainingParams, RecipeError> {
+    let key = |k: &str| format!("{section}.{k}");
+    let factor = |mode: &str| {
+        th.lr_decay_factor.ok_or_else(|| {
+            RecipeError::invalid(&key("lr_decay_factor"), format!("`{mode}` needs `lr_decay_factor`"))
+        })
+    };
+    let mode = match th.lr_mode.as_deref() {
+        None | Some("ConstantLRScheduler") | Some("constant") => LrMode::Constant,
+        Some("CosineLRScheduler") | Some("cosine") => LrMode::Cosine {
+            final_lr_ratio: th.cosine_final_lr_ratio,
+        },
+        Some("StepLRScheduler") | Some("step") => {
+            if th.lr_updates.is_empty() {
+                return Err(RecipeError::invalid(
+                    &key("lr_updates"),
+                    "`StepLRScheduler` needs `lr_updates`, the epochs at which to decay",
+                ));
+            }
+            LrMode::Step {
+                lr_updates: th.lr_updates.clone(),
+                lr_decay_factor: factor("StepLRScheduler")?,
+            }
+        }
+        Some("PolyLRScheduler") | Some("poly") => LrMode::Poly,
+        Some("ExponentialLRScheduler") | Some("exp") => LrMode::Exponential {
+            lr_decay_factor: factor("ExponentialLRScheduler")?,
+        },
+        Some(other) => {
+            const MODES: [&str; 4] = [
+                "CosineLRScheduler",
+                "StepLRScheduler",
+                "PolyLRScheduler",
+                "ExponentialLRScheduler",
+            ];
+            return Err(RecipeError::invalid(
+                &key("lr_mode"),
+                format!(
+                    "unknown lr_mode `{other}`{}; known: {}",
+                    did_you_mean(other, MODES),
+                    MODES.join(", ")
+                ),
+            ));
+        }
+    };
+    let warmup_mode = match th.warmup_mode.as_deref() {
+        None | Some("LinearEpochLRWarmup") | Some("linear_epoch_step") | Some("linear_epoch") => {
+            WarmupMode::LinearEpoch
+        }
+        Some("LinearBatchLRWarmup") | Some("linear_batch_step") | Some("linear_step") => {
+            WarmupMode::LinearStep
+        }
+        Some(other) => {
+            return Err(RecipeError::invalid(
+                &key("warmup_mode"),
+                format!(
+                    "unknown warmup_mode `{other}`{}; known: LinearEpochLRWarmup, LinearBatchLRWarmup",
+                    did_you_mean(other, ["LinearEpochLRWarmup", "LinearBatchLRWarmup"])
+                ),
+            ));
+        }
+    };
+    let kind = OptimizerKind::parse(&th.optimizer).ok_or_else(|| {
+        RecipeError::invalid(
+            &key("optimizer"),
+            format!(
+                "unknown optimizer `{}`{}; known: {}",
+                th.optimizer,
+                did_you_mean(&th.optimizer, OptimizerKind::NAMES),
+                OptimizerKind::NAMES.join(", ")
+            ),
+        )
+    })?;
+    let mut optimizer = OptimizerConfig::defaults(kind);
+    let op = &th.optimizer_params;
+    if let Some(v) = op.momentum {
+        optimizer.momentum = v;
+    }
+    if let Some(v) = op.weight_decay {
+        optimizer.weight_decay = v;
+    }
+    if let Some(v) = op.nesterov {
+        optimizer.nesterov = v;
+    }
+    if let Some(v) = op.dampening {
+        optimizer.dampening = v;
+    }
+    if let Some(v) = op.betas {
+        optimizer.betas = v;
+    }
+    if let Some(v) = op.eps {
+        optimizer.eps = v;
+    }
+    if kind != OptimizerKind::Sgd && (op.momentum.is_some() || op.nesterov.is_some() || op.dampening.is_some()) {
+        return Err(RecipeError::invalid(
+            &key("optimizer_params"),
+            format!("`momentum`, `nesterov` and `dampening` are SGD settings; `{}` does not take them", th.optimizer),
+        ));
+    }
+    for (list, name) in [(&th.train_metrics_list, "train_metrics_list"), (&th.valid_metrics_list, "valid_metrics_list")] {
+        for m in list {
+            if !kd_trainer::METRIC_NAMES.contains(&m.as_str()) {
+                return Err(RecipeError::invalid(
+                    &key(name),
+                    format!(
+                        "unknown metric `{m}`{}; kd computes: {}",
+                        did_you_mean(m, kd_trainer::METRIC_NAMES),
+                        kd_trainer::METRIC_NAMES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let mut params = TrainingParams::new(
+        th.max_epochs,
+        LrSchedule {
+            initial_lr: th.initial_lr,
+            mode,
+            warmup_epochs: th.lr_warmup_epochs,
+            warmup_steps: th.lr_warmup_steps,
+            warmup_mode,
+            warmup_initial_lr: th.warmup_initial_lr,
+            cooldown_epochs: th.lr_cooldown_epochs,
+        },
+    );
+    params.optimizer = optimizer;
+    params.metric_to_watch = th.metric_to_watch.clone();
+    params.greater_metric_to_watch_is_better = th.greater_metric_to_watch_is_better;
+    params.max_train_batches = th.max_train_batches;
+    params.max_valid_batches = th.max_valid_batches;
+    params.seed = th.seed;
+    params.resume = th.resume;
+    params.resume_path = th.resume_path.clone();
+    params.silent_mode = th.silent_mode;
+    Ok(params)
+}
+
+/// The task loss of `criterion_params.task_loss_fn`.
+fn task_loss(th: &TrainingHyperparams, section: &str) -> Result<CrossEntropyLossConfig, RecipeError> {
+    let key = format!("{section}.criterion_params.task_loss_fn");
+    let smoothing_of = |v: &Value| -> Result<f64, RecipeError> {
+        let m = v.as_mapping().ok_or_else(|| RecipeError::invalid(&key, "expected `{CrossEntropyLoss: {label_smoothing: 0.1}}`"))?;
+        for (k, _) in m {
+            if k.as_str() != Some("label_smoothing") {
+                return Err(RecipeError::invalid(&key, format!("unknown CrossEntropyLoss argument {k:?}; known: label_smoothing")));
+            }
+        }
+        Ok(m.get("label_smoothing").and_then(Value::as_f64).unwrap_or(0.0))
+    };
+    let smoothing = match &th.criterion_params.task_loss_fn {
+        None | Some(Value::Null) => th.criterion_params.label_smoothing.unwrap_or(0.0),
+        Some(Value::String(s)) if is_ce(s) => 0.0,
+        Some(Value::Mapping(m)) if m.len() == 1 => {
+            let (name, args) = m.iter().next().expect("len 1");
+            match name.as_str() {
+                Some(n) if is_ce(n) => {
+                    if args.is_null() {
+                        0.0
+                    } else {
+                        smoothing_of(args)?
+                    }
+                }
+                _ => return Err(RecipeError::invalid(&key, format!("unknown task loss {name:?}; known: CrossEntropyLoss"))),
+            }
+        }
+        Some(other) => {
+            return Err(RecipeError::invalid(&key, format!("unknown task loss {other:?}; known: CrossEntropyLoss")));
+        }
+    };
+    Ok(CrossEntropyLossConfig::new().with_label_smoothing(smoothing))
+}
+
+fn is_ce(name: &str) -> bool {
+    matches!(name, "CrossEntropyLoss" | "cross_entropy" | "CrossEntropy")
+}
+
+fn is_kd_loss(name: &str) -> bool {
+    matches!(name, "KdLogitsLoss" | "KDLogitsLoss" | "kd_loss")
+}
+
+fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<(), RecipeError> {
+    let ok = if kd { is_kd_loss(&th.loss) } else { is_ce(&th.loss) };
+    if ok {
+        return Ok(());
+    }
+    let (want, hint) = if kd {
+        ("KdLogitsLoss", "a KD run (one with a teacher) needs a KD loss")
+    } else {
+        ("CrossEntropyLoss", "a run without a teacher trains with a task loss")
+    };
+    Err(RecipeError::invalid(
+        &format!("{section}.loss"),
+        format!(
+            "`{}` cannot be used here{}: {hint}, e.g. `{want}`",
+            th.loss,
+            did_you_mean(&th.loss, ["KdLogitsLoss", "CrossEntropyLoss"])
+        ),
+    ))
+}
+
+fn adapter(spec: &Option<AdapterSpec>, device: &Device) -> Result<Option<InputAdapter>, RecipeError> {
+    spec.as_ref()
+        .map(|AdapterSpec::NormalizationAdapter(a)| {
+            NormalizationAdapterConfig::new(
+                a.mean_original.clone(),
+                a.std_original.clone(),
+                a.mean_required.clone(),
+                a.std_required.clone(),
+            )
+            .init(device)
+            .map(InputAdapter::Normalization)
+            .map_err(RecipeError::from)
+        })
+        .transpose()
+}
+
+/// Applies `*_checkpoint_params` to a freshly built network (SuperGradients' `models.get`
+/// loading step). `key` is `student` or `teacher`.
+pub fn load_weights(net: Network, params: &CheckpointParams, key: &str) -> Result<Network, RecipeError> {
+    let section = format!("{key}_checkpoint_params");
+    match &params.strict_load {
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("true") => {}
+        Some(other) => {
+            return Err(RecipeError::invalid(
+                &format!("{section}.strict_load"),
+                format!("{other:?} is not supported yet: kd loads its own checkpoints strictly (use `true`)"),
+            ));
+        }
+    }
+    if params.load_backbone == Some(true) {
+        return Err(RecipeError::invalid(
+            &format!("{section}.load_backbone"),
+            "loading only the backbone is not supported yet: remove the key",
+        ));
+    }
+    if let Some(n) = params.checkpoint_num_classes
+        && n != net.num_classes()
+    {
+        return Err(RecipeError::invalid(
+            &format!("{section}.checkpoint_num_classes"),
+            "replacing the head after loading is not supported yet: train with the checkpoint's class count",
+        ));
+    }
+    let path: Option<PathBuf> = match (&params.checkpoint_path, &params.pretrained_weights) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(w)) if Path::new(w).is_file() => Some(PathBuf::from(w)),
+        (None, Some(w)) => {
+            return Err(RecipeError::invalid(
+                &format!("{section}.pretrained_weights"),
+                format!("named weights `{w}` cannot be downloaded here: pass a weights file as `checkpoint_path`"),
+            ));
+        }
+        (None, None) => None,
+    };
+    let Some(path) = path else { return Ok(net) };
+    if !path.is_file() {
+        return Err(RecipeError::invalid(
+            &format!("{section}.checkpoint_path"),
+            format!("`{}` does not exist: check the path (relative paths start at the working folder)", path.display()),
+        ));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("bpk") => Ok(load_student(net, &path)?),
+        Some(ext @ ("pth" | "pt" | "safetensors")) => Err(RecipeError::invalid(
+            &format!("{section}.checkpoint_path"),
+            format!("PyTorch `.{ext}` checkpoints are not supported yet: give a kd `ckpt_best.bpk`"),
+        )),
+        _ => Err(RecipeError::invalid(
+            &format!("{section}.checkpoint_path"),
+            format!("`{}` is not a kd student checkpoint: give a `ckpt_best.bpk`", path.display()),
+        )),
+    }
+}
+
+fn check_top_level(recipe: &Recipe) -> Result<(), RecipeError> {
+    if let Some(m) = &recipe.multi_gpu
+        && !m.eq_ignore_ascii_case("off")
+    {
+        return Err(RecipeError::invalid("multi_gpu", format!("`{m}` is not supported yet: use `Off`")));
+    }
+    if let Some(n) = recipe.num_gpus
+        && n > 1
+    {
+        return Err(RecipeError::invalid("num_gpus", format!("{n} GPUs is not supported yet: use 1")));
+    }
+    if let Some(a) = &recipe.architecture
+        && a != "kd_module"
+    {
+        return Err(RecipeError::invalid(
+            "architecture",
+            format!("unknown KD architecture `{a}`{}; known: kd_module", did_you_mean(a, ["kd_module"])),
+        ));
+    }
+    Ok(())
+}
+
+/// Best accuracy and top-5 of a finished run, read from its history.
+fn best_row(history: &[kd_trainer::EpochRecord], best_epoch: Option<usize>) -> (f64, f64) {
+    let rec = best_epoch
+        .and_then(|e| history.iter().find(|r| r.epoch == e))
+        .or(history.last());
+    rec.map(|r| {
+        (
+            r.valid_metric("Accuracy").unwrap_or(0.0),
+            r.valid_metric("Top5").unwrap_or(0.0),
+        )
+    })
+    .unwrap_or((0.0, 0.0))
+}
+
+/// Validates a network once and returns (accuracy, top5).
+fn evaluate(net: &Network, valid: &DataLoader, device: &Device) -> Result<(f64, f64), RecipeError> {
+    let eval = net.valid();
+    let mut acc = kd_trainer::MetricAccumulator::new(vec![]);
+    for batch in valid.iter(0, device) {
+        let batch = batch?;
+        acc.update(&[], eval.forward(batch.images), &batch.targets);
+    }
+    let m = acc.compute();
+    Ok((m[0].1, m[1].1))
+}
+
+/// Whether a teacher run folder holds a finished run.
+fn finished(dir: &Path, max_epochs: usize) -> bool {
+    Checkpoint::load(&dir.join(LATEST_NAME)).is_ok_and(|c| c.meta.epoch + 1 >= max_epochs)
+}
+
+/// Runs a recipe on `device`: obtains the teacher, distils the student, optionally trains the
+/// scratch baseline, and reports.
+pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeError> {
+    check_top_level(recipe)?;
+    let device = device.clone().without_autodiff();
+    let th = &recipe.training_hyperparams;
+    let run_dir = recipe.ckpt_root_dir.join(&recipe.experiment_name);
+    let params = training_params(th, "training_hyperparams")?;
+    let (train, valid) = build_loaders(recipe)?;
+    let mut rows = Vec::new();
+
+    let Some(teacher_arch) = &recipe.teacher_architecture else {
+        // Plain training of the student.
+        check_loss_name(th, "training_hyperparams", false)?;
+        let ce = CrossEntropyLossConfig::new()
+            .with_label_smoothing(th.criterion_params.label_smoothing.unwrap_or(0.0))
+            .init()?;
+        device.seed(th.seed);
+        let net = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+        let net = load_weights(net, &recipe.student_checkpoint_params, "student")?;
+        let n = net.num_params();
+        let start = Instant::now();
+        let out = Trainer::new(&run_dir, &device).train(net, &params, &ce, &train, &valid)?;
+        let (accuracy, top5) = best_row(&out.history, out.best.map(|b| b.1));
+        rows.push(ReportRow {
+            role: "student".into(),
+            arch: recipe.student_architecture.clone(),
+            params: n,
+            accuracy,
+            top5,
+            seconds: start.elapsed().as_secs_f64(),
+            checkpoint: out.best_checkpoint(),
+            origin: "trained".into(),
+        });
+        return Ok(RunReport { run_dir, rows });
+    };
+
+    check_loss_name(th, "training_hyperparams", true)?;
+    let cp = &th.criterion_params;
+    let task = task_loss(th, "training_hyperparams")?;
+    let mut kd_config = KdLogitsLossConfig::new()
+        .with_task_loss(task.clone())
+        .with_temperature(cp.temperature);
+    if let Some(c) = cp.distillation_loss_coeff {
+        kd_config = kd_config.with_distillation_loss_coeff(c);
+    }
+    let kd_loss = kd_config.init()?;
+
+    // The teacher: given weights, or trained once and kept in the run folder.
+    let teacher_dir = run_dir.join("teacher");
+    let tcp = &recipe.teacher_checkpoint_params;
+    let has_weights = tcp.checkpoint_path.is_some() || tcp.pretrained_weights.is_some();
+    device.seed(th.seed);
+    let teacher = registry::get(teacher_arch, &recipe.teacher_arch_params, "teacher", &device)?;
+    let teacher_params = teacher.num_params();
+    let (teacher, teacher_row_origin, teacher_seconds, teacher_ckpt) = if has_weights {
+        let path = tcp.checkpoint_path.clone().unwrap_or_default();
+        (load_weights(teacher, tcp, "teacher")?, "loaded", 0.0, path)
+    } else if let Some(tth) = &recipe.teacher_training_hyperparams {
+        check_loss_name(tth, "teacher_training_hyperparams", false)?;
+        let best = teacher_dir.join(kd_trainer::BEST_NAME);
+        if best.is_file() && finished(&teacher_dir, tth.max_epochs) {
+            eprintln!("teacher: reusing {}", best.display());
+            (load_student(teacher, &best)?, "loaded", 0.0, best)
+        } else {
+            let mut tparams = training_params(tth, "teacher_training_hyperparams")?;
+            // An interrupted teacher run continues where it stopped.
+            tparams.resume = teacher_dir.join(LATEST_NAME).is_file();
+            let ce = CrossEntropyLossConfig::new()
+                .with_label_smoothing(tth.criterion_params.label_smoothing.unwrap_or(0.0))
+                .init()?;
+            eprintln!("teacher: training {teacher_arch} into {}", teacher_dir.display());
+            let start = Instant::now();
+            let out = Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &train, &valid)?;
+            let best_path = out.best_checkpoint();
+            // Distil from the best teacher, not the last one.
+            device.seed(th.seed);
+            let fresh = registry::get(teacher_arch, &recipe.teacher_arch_params, "teacher", &device)?;
+            (load_student(fresh, &best_path)?, "trained", start.elapsed().as_secs_f64(), best_path)
+        }
+    } else {
+        return Err(RecipeError::invalid(
+            "teacher_checkpoint_params",
+            "the teacher has no weights: set `teacher_checkpoint_params.checkpoint_path`, or add `teacher_training_hyperparams` to train one first",
+        ));
+    };
+    let (t_acc, t_top5) = evaluate(&teacher, &valid, &device)?;
+    rows.push(ReportRow {
+        role: "teacher".into(),
+        arch: teacher_arch.clone(),
+        params: teacher_params,
+        accuracy: t_acc,
+        top5: t_top5,
+        seconds: teacher_seconds,
+        checkpoint: teacher_ckpt,
+        origin: teacher_row_origin.into(),
+    });
+
+    // The student, initialised once so the KD and scratch runs start from the same weights.
+    device.seed(th.seed.wrapping_add(1));
+    let student = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+    let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
+    let student_params = student.num_params();
+    let init_record = student.checkpoint_record();
+
+    let arch_params = KdArchParams {
+        teacher_input_adapter: adapter(&recipe.arch_params.teacher_input_adapter, &device)?,
+        student_input_adapter: adapter(&recipe.arch_params.student_input_adapter, &device)?,
+    };
+    let start = Instant::now();
+    let out = KdTrainer::new(&run_dir, &device).train(
+        student,
+        teacher,
+        arch_params,
+        recipe.run_teacher_on_eval,
+        &params,
+        &kd_loss,
+        &train,
+        &valid,
+    )?;
+    let kd_seconds = start.elapsed().as_secs_f64();
+    let (kd_acc, kd_top5) = best_row(&out.history, out.best.map(|b| b.1));
+    let kd_row = ReportRow {
+        role: "student (KD)".into(),
+        arch: recipe.student_architecture.clone(),
+        params: student_params,
+        accuracy: kd_acc,
+        top5: kd_top5,
+        seconds: kd_seconds,
+        checkpoint: out.best_checkpoint(),
+        origin: "trained".into(),
+    };
+    drop(out);
+
+    if recipe.scratch_baseline {
+        let scratch_dir = run_dir.join("scratch");
+        let fresh = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+        let fresh = fresh
+            .load_checkpoint_record(init_record)
+            .map_err(|e| RecipeError::invalid("student_architecture", e.to_string()))?;
+        let ce: CrossEntropyLoss = task.init()?;
+        let start = Instant::now();
+        let out = Trainer::new(&scratch_dir, &device).train(fresh, &params, &ce, &train, &valid)?;
+        let (acc, top5) = best_row(&out.history, out.best.map(|b| b.1));
+        rows.push(ReportRow {
+            role: "student (scratch)".into(),
+            arch: recipe.student_architecture.clone(),
+            params: student_params,
+            accuracy: acc,
+            top5,
+            seconds: start.elapsed().as_secs_f64(),
+            checkpoint: out.best_checkpoint(),
+            origin: "trained".into(),
+        });
+    }
+    rows.push(kd_row);
+    Ok(RunReport { run_dir, rows })
+}
