@@ -1,5 +1,6 @@
 //! The `kd` command: train and distil from YAML recipes on any compiled-in Burn backend.
 
+mod bench;
 mod device;
 
 use std::path::PathBuf;
@@ -37,6 +38,28 @@ enum Command {
         /// Overrides `key.path=value`.
         overrides: Vec<String>,
     },
+    /// Times the KD training step (teacher forward + student forward/backward + SGD step).
+    Bench {
+        /// Configuration: `fashion` (ResNet-18 small-stem → SmallCnn, batch 128, 1×28×28),
+        /// `cifar` (ResNet-50 → ResNet-18, batch 64, 3×32×32), `tiny`, or `all`.
+        #[arg(long, default_value = "all")]
+        config: String,
+        /// Backend (flex, tch, wgpu, cuda).
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed steps per run.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print one JSON object per configuration instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the registered architectures and the compiled backends.
     List,
 }
@@ -64,6 +87,56 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check { recipe, overrides } => {
             let parsed = kd_recipes::load_recipe(&recipe, &overrides)?;
             println!("{parsed:#?}");
+            Ok(())
+        }
+        Command::Bench {
+            config,
+            backend,
+            warmup,
+            steps,
+            runs,
+            json,
+        } => {
+            let device = make_device(&backend, None)?;
+            let chosen: Vec<&bench::BenchConfig> = bench::CONFIGS
+                .iter()
+                .filter(|c| config == "all" && c.name != "tiny" || c.name == config)
+                .collect();
+            if chosen.is_empty() {
+                anyhow::bail!(
+                    "unknown bench configuration `{config}`; known: all, {}",
+                    bench::CONFIGS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                );
+            }
+            for c in chosen {
+                let mut rates = bench::run(c, &device, warmup, steps, runs)?;
+                rates.sort_by(f64::total_cmp);
+                let median = rates[rates.len() / 2];
+                let rss = bench::peak_rss_mib();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "framework": "kd",
+                            "backend": backend,
+                            "config": c.name,
+                            "batch": c.batch,
+                            "img_per_s": rates,
+                            "median_img_per_s": median,
+                            "peak_rss_mib": rss,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:<8} {} -> {} batch {}: {median:.1} img/s (median of {runs}), peak RSS {:.0} MiB",
+                        c.name,
+                        c.teacher.0,
+                        c.student.0,
+                        c.batch,
+                        rss.unwrap_or(f64::NAN)
+                    );
+                }
+            }
             Ok(())
         }
         Command::List => {

@@ -8,7 +8,7 @@ use kd_data::{
 };
 
 use crate::error::did_you_mean;
-use crate::schema::{DatasetSpec, LoaderSpec, TransformSpec};
+use crate::schema::{DatasetParams, DatasetSpec, LoaderSpec, TransformSpec};
 use crate::{Recipe, RecipeError};
 
 /// The registered dataloader names: `(name, dataset, split)`.
@@ -89,8 +89,15 @@ fn loader(
 
 /// The training and validation loaders of a recipe, seeded with `training_hyperparams.seed`.
 pub fn build_loaders(recipe: &Recipe) -> Result<(DataLoader, DataLoader), RecipeError> {
-    let seed = recipe.training_hyperparams.seed;
-    let p = &recipe.dataset_params;
+    build_loaders_from(recipe, &recipe.dataset_params, recipe.training_hyperparams.seed)
+}
+
+/// The loaders of `p` with the recipe's dataloader names.
+pub fn build_loaders_from(
+    recipe: &Recipe,
+    p: &DatasetParams,
+    seed: u64,
+) -> Result<(DataLoader, DataLoader), RecipeError> {
     let train_name = recipe.train_dataloader.as_deref().unwrap_or("fashion_mnist_train");
     let val_name = recipe.val_dataloader.as_deref().unwrap_or("fashion_mnist_val");
     let train_ds = dataset(train_name, "train_dataloader", &p.train_dataset_params, seed)?;

@@ -30,9 +30,9 @@ pub mod registry;
 mod run;
 pub mod schema;
 
-pub use data::{DATALOADERS, build_loaders, transforms};
+pub use data::{DATALOADERS, build_loaders, build_loaders_from, transforms};
 pub use error::RecipeError;
 pub use load::{SHORTCUTS, apply_override, load_recipe, parse_recipe};
 pub use registry::{ARCHITECTURES, Network};
-pub use run::{ReportRow, RunReport, load_weights, run_recipe, training_params};
+pub use run::{ReportRow, RunReport, check_recipe, load_weights, run_recipe, training_params};
 pub use schema::Recipe;

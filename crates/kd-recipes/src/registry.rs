@@ -25,6 +25,17 @@ pub enum Network {
     SmallCnn(SmallCnn),
 }
 
+impl Network {
+    /// The number of input channels the network expects.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            Network::ResNet(m) => m.conv1.weight.dims()[1],
+            Network::ResNetCifar(m) => m.conv1.weight.dims()[1],
+            Network::SmallCnn(m) => m.stage1.conv.weight.dims()[1],
+        }
+    }
+}
+
 macro_rules! each {
     ($self:expr, $m:ident => $e:expr) => {
         match $self {

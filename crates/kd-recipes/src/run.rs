@@ -16,7 +16,7 @@ use serde_yaml::Value;
 
 use crate::error::did_you_mean;
 use crate::schema::{AdapterSpec, CheckpointParams, TrainingHyperparams};
-use crate::{Network, Recipe, RecipeError, build_loaders, registry};
+use crate::{Network, Recipe, RecipeError, build_loaders, build_loaders_from, registry};
 
 /// One line of the final table.
 #[derive(Debug, Clone, PartialEq)]
@@ -405,10 +405,85 @@ fn finished(dir: &Path, max_epochs: usize) -> bool {
     Checkpoint::load(&dir.join(LATEST_NAME)).is_ok_and(|c| c.meta.epoch + 1 >= max_epochs)
 }
 
+/// Checks everything a run needs before any training starts: top-level keys, training
+/// parameters, losses, both networks and their weights, adapters, datasets and transforms.
+pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError> {
+    check_top_level(recipe)?;
+    let th = &recipe.training_hyperparams;
+    training_params(th, "training_hyperparams")?;
+    let kd = recipe.teacher_architecture.is_some();
+    check_loss_name(th, "training_hyperparams", kd)?;
+    let (train, valid) = build_loaders(recipe)?;
+    let student = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", device)?;
+    let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
+    if let Some(arch) = &recipe.teacher_architecture {
+        let task = task_loss(th, "training_hyperparams")?;
+        let mut kd_config = KdLogitsLossConfig::new()
+            .with_task_loss(task)
+            .with_temperature(th.criterion_params.temperature);
+        if let Some(c) = th.criterion_params.distillation_loss_coeff {
+            kd_config = kd_config.with_distillation_loss_coeff(c);
+        }
+        kd_config.init()?;
+        let teacher = registry::get(arch, &recipe.teacher_arch_params, "teacher", device)?;
+        let c = train.output_shape()[0];
+        if teacher.in_channels() != c {
+            return Err(RecipeError::invalid(
+                "teacher_arch_params",
+                format!(
+                    "the data has {c} channel(s) but the teacher expects {}: set `in_channels: {c}` in `teacher_arch_params`",
+                    teacher.in_channels()
+                ),
+            ));
+        }
+        if teacher.num_classes() != student.num_classes() {
+            return Err(kd_core::KdError::ClassCountMismatch {
+                student: student.num_classes(),
+                teacher: teacher.num_classes(),
+            }
+            .into());
+        }
+        let tcp = &recipe.teacher_checkpoint_params;
+        if tcp.checkpoint_path.is_some() || tcp.pretrained_weights.is_some() {
+            load_weights(teacher, tcp, "teacher")?;
+        } else if let Some(tth) = &recipe.teacher_training_hyperparams {
+            training_params(tth, "teacher_training_hyperparams")?;
+            check_loss_name(tth, "teacher_training_hyperparams", false)?;
+            if let Some(tdp) = &recipe.teacher_dataset_params {
+                build_loaders_from(recipe, tdp, tth.seed)?;
+            }
+        } else {
+            return Err(no_teacher_weights());
+        }
+        adapter(&recipe.arch_params.teacher_input_adapter, device)?;
+        adapter(&recipe.arch_params.student_input_adapter, device)?;
+    }
+    for (loader, key) in [(&train, "train_dataloader"), (&valid, "val_dataloader")] {
+        let [c, _, _] = loader.output_shape();
+        if c != student.in_channels() {
+            return Err(RecipeError::invalid(
+                key,
+                format!(
+                    "the data has {c} channel(s) but the student expects {}: set `in_channels: {c}` in `student_arch_params`",
+                    student.in_channels()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn no_teacher_weights() -> RecipeError {
+    RecipeError::invalid(
+        "teacher_checkpoint_params",
+        "the teacher has no weights: set `teacher_checkpoint_params.checkpoint_path`, or add `teacher_training_hyperparams` to train one first",
+    )
+}
+
 /// Runs a recipe on `device`: obtains the teacher, distils the student, optionally trains the
 /// scratch baseline, and reports.
 pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeError> {
-    check_top_level(recipe)?;
+    check_recipe(recipe, device)?;
     let device = device.clone().without_autodiff();
     let th = &recipe.training_hyperparams;
     let run_dir = recipe.ckpt_root_dir.join(&recipe.experiment_name);
@@ -478,7 +553,13 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 .init()?;
             eprintln!("teacher: training {teacher_arch} into {}", teacher_dir.display());
             let start = Instant::now();
-            let out = Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &train, &valid)?;
+            let out = match &recipe.teacher_dataset_params {
+                Some(tdp) => {
+                    let (t_train, t_valid) = build_loaders_from(recipe, tdp, tth.seed)?;
+                    Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &t_train, &t_valid)?
+                }
+                None => Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &train, &valid)?,
+            };
             let best_path = out.best_checkpoint();
             // Distil from the best teacher, not the last one.
             device.seed(th.seed);
@@ -486,10 +567,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
             (load_student(fresh, &best_path)?, "trained", start.elapsed().as_secs_f64(), best_path)
         }
     } else {
-        return Err(RecipeError::invalid(
-            "teacher_checkpoint_params",
-            "the teacher has no weights: set `teacher_checkpoint_params.checkpoint_path`, or add `teacher_training_hyperparams` to train one first",
-        ));
+        return Err(no_teacher_weights());
     };
     let (t_acc, t_top5) = evaluate(&teacher, &valid, &device)?;
     rows.push(ReportRow {

@@ -68,6 +68,10 @@ pub struct Recipe {
     /// given, keeping it in `<run folder>/teacher` and reusing it on later runs.
     #[serde(default)]
     pub teacher_training_hyperparams: Option<TrainingHyperparams>,
+    /// kd extension: the data the teacher is trained on (default: `dataset_params`), e.g. the
+    /// full training set while the student distils on a smaller transfer set.
+    #[serde(default)]
+    pub teacher_dataset_params: Option<DatasetParams>,
     /// kd extension: also train the student without distillation, with the same budget and
     /// seed, and report the three accuracies side by side.
     #[serde(default)]

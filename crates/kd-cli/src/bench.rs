@@ -1,0 +1,113 @@
+//! `kd bench`: times the KD training step, the unit of work of every distillation run.
+//!
+//! One step is what `KdTrainer` does per batch: the teacher's forward pass on the plain
+//! device, the student's forward and backward passes, the `KdLogitsLoss`, and an SGD step
+//! (momentum 0.9). `bench/pytorch_kd_step.py` times the same step in PyTorch.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::optim::GradientsParams;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::SgdConfig;
+use burn::prelude::*;
+use kd_core::{Criterion, KdArchParams, KdModel, KdModule, Targets};
+use kd_losses::KdLogitsLossConfig;
+use kd_recipes::registry;
+use serde_yaml::Mapping;
+
+/// A benchmark configuration: models, input and batch.
+pub struct BenchConfig {
+    /// Name used on the command line and in reports.
+    pub name: &'static str,
+    /// Teacher architecture and arch params (YAML).
+    pub teacher: (&'static str, &'static str),
+    /// Student architecture and arch params (YAML).
+    pub student: (&'static str, &'static str),
+    /// Input shape `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Number of classes.
+    pub classes: usize,
+    /// Batch size.
+    pub batch: usize,
+}
+
+/// The two configurations (Fashion-MNIST size and CIFAR size), and `tiny` for smoke
+/// tests of slow backends.
+pub const CONFIGS: [BenchConfig; 3] = [
+    BenchConfig {
+        name: "fashion",
+        teacher: ("resnet18", "{num_classes: 10, in_channels: 1, small_input: true}"),
+        student: ("small_cnn", "{num_classes: 10, in_channels: 1}"),
+        input: [1, 28, 28],
+        classes: 10,
+        batch: 128,
+    },
+    BenchConfig {
+        name: "cifar",
+        teacher: ("resnet50", "{num_classes: 100, in_channels: 3}"),
+        student: ("resnet18", "{num_classes: 100, in_channels: 3}"),
+        input: [3, 32, 32],
+        classes: 100,
+        batch: 64,
+    },
+    BenchConfig {
+        name: "tiny",
+        teacher: ("resnet8", "{num_classes: 10, in_channels: 1}"),
+        student: ("small_cnn", "{num_classes: 10, in_channels: 1}"),
+        input: [1, 28, 28],
+        classes: 10,
+        batch: 8,
+    },
+];
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs `runs` timed repetitions of `steps` KD steps (after `warmup` untimed ones) and returns
+/// images per second for each repetition.
+pub fn run(config: &BenchConfig, device: &Device, warmup: usize, steps: usize, runs: usize) -> Result<Vec<f64>> {
+    if steps == 0 || runs == 0 {
+        bail!("--steps and --runs must be at least 1");
+    }
+    let params = |s: &str| -> Result<Mapping> { Ok(serde_yaml::from_str(s)?) };
+    device.seed(0);
+    let teacher = registry::get(config.teacher.0, &params(config.teacher.1)?, "teacher", device)?;
+    let student = registry::get(config.student.0, &params(config.student.1)?, "student", device)?;
+    let mut model = KdModel::new(student.train(), teacher, KdArchParams::default(), true)?;
+    let loss = KdLogitsLossConfig::new().init()?;
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .init();
+    let ad = device.clone().autodiff();
+    let [c, h, w] = config.input;
+    let x = Tensor::<4>::random([config.batch, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+    let y: Vec<i64> = (0..config.batch).map(|i| (i % config.classes) as i64).collect();
+    let targets = Targets::Hard(Tensor::<1, Int>::from_data(TensorData::new(y, [config.batch]), &ad));
+    let mut step = |model: KdModel<_, _>| {
+        let out = KdModule::forward(&model, x.clone());
+        let l = loss.forward(&out, &targets).loss;
+        let grads = GradientsParams::from_grads(l.backward(), &model);
+        let model = optim.step(0.01, model, grads);
+        // Reading the loss waits for the device, so every step is fully timed.
+        let _ = l.into_scalar::<f32>();
+        model
+    };
+    for _ in 0..warmup {
+        model = step(model);
+    }
+    let mut rates = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        for _ in 0..steps {
+            model = step(model);
+        }
+        rates.push((steps * config.batch) as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok(rates)
+}
