@@ -38,7 +38,9 @@ fn cargo() -> Command {
 
 fn run(mut cmd: Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -92,23 +94,39 @@ fn test(mut args: Vec<String>) -> Result<()> {
         fmt.args(["fmt", "--all", "--", "--check"]);
         run(fmt)?;
         let mut clippy = cargo();
-        clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        clippy.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
         run(clippy)?;
     }
     let mut t = cargo();
-    t.args(["test", "--workspace"]).args(&args);
+    t.args(["test", "--workspace", "--no-fail-fast"])
+        .args(&args);
     run(t)
 }
 
 fn bench(mut args: Vec<String>) -> Result<()> {
     let config = take_opt(&mut args, "--config").unwrap_or_else(|| "all".into());
-    let runs: usize = take_opt(&mut args, "--runs").map_or(Ok(5), |r| r.parse()).context("--runs takes a number")?;
+    let runs: usize = take_opt(&mut args, "--runs")
+        .map_or(Ok(5), |r| r.parse())
+        .context("--runs takes a number")?;
     let features = take_opt(&mut args, "--features");
     let backend = take_opt(&mut args, "--backend").unwrap_or_else(|| "flex".into());
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "2".into());
     let python = take_opt(&mut args, "--python").unwrap_or_else(|| {
-        let venv = std::env::var("HOME").map(|h| format!("{h}/.kd-refenv/bin/python")).unwrap_or_default();
-        if Path::new(&venv).exists() { venv } else { "python3".into() }
+        let venv = std::env::var("HOME")
+            .map(|h| format!("{h}/.kd-refenv/bin/python"))
+            .unwrap_or_default();
+        if Path::new(&venv).exists() {
+            venv
+        } else {
+            "python3".into()
+        }
     });
     if !args.is_empty() {
         bail!("unexpected arguments {args:?}\n{USAGE}");
@@ -120,21 +138,46 @@ fn bench(mut args: Vec<String>) -> Result<()> {
         build.args(["--features", f]);
     }
     run(build)?;
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
     let kd_bin = target.join("debug").join("kd");
-    let configs: Vec<&str> = if config == "all" { vec!["fashion", "cifar"] } else { vec![config.as_str()] };
-    println!("kd bench: {runs} interleaved runs per framework, {threads} threads, backend {backend}");
+    let configs: Vec<&str> = if config == "all" {
+        vec!["fashion", "cifar"]
+    } else {
+        vec![config.as_str()]
+    };
+    println!(
+        "kd bench: {runs} interleaved runs per framework, {threads} threads, backend {backend}"
+    );
     for cfg in configs {
         let mut kd = Vec::new();
         let mut pt = Vec::new();
         for _ in 0..runs {
             let mut c = Command::new(&kd_bin);
-            c.current_dir(root()).env("RAYON_NUM_THREADS", &threads).args([
-                "bench", "--config", cfg, "--backend", &backend, "--runs", "1", "--json",
-            ]);
+            c.current_dir(root())
+                .env("RAYON_NUM_THREADS", &threads)
+                .args([
+                    "bench",
+                    "--config",
+                    cfg,
+                    "--backend",
+                    &backend,
+                    "--runs",
+                    "1",
+                    "--json",
+                ]);
             kd.push(json_line(c)?);
             let mut p = Command::new(&python);
-            p.current_dir(root()).args(["bench/pytorch_kd_step.py", "--config", cfg, "--runs", "1", "--threads", &threads]);
+            p.current_dir(root()).args([
+                "bench/pytorch_kd_step.py",
+                "--config",
+                cfg,
+                "--runs",
+                "1",
+                "--threads",
+                &threads,
+            ]);
             pt.push(json_line(p)?);
         }
         let med = |v: &[(f64, f64)], i: usize| {
@@ -145,7 +188,9 @@ fn bench(mut args: Vec<String>) -> Result<()> {
         let (k, p) = (med(&kd, 0), med(&pt, 0));
         println!(
             "{cfg:<8} kd {k:>8.1} img/s (peak {:>5.0} MiB) | pytorch {p:>8.1} img/s (peak {:>5.0} MiB) | ratio {:.2}x",
-            med(&kd, 1), med(&pt, 1), k / p
+            med(&kd, 1),
+            med(&pt, 1),
+            k / p
         );
     }
     Ok(())
@@ -154,12 +199,18 @@ fn bench(mut args: Vec<String>) -> Result<()> {
 /// Runs a benchmark process and returns (median img/s, peak RSS MiB) from its JSON line.
 fn json_line(mut cmd: Command) -> Result<(f64, f64)> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
         bail!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).with_context(|| format!("{shown} printed no JSON"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("{shown} printed no JSON"))?;
     let field = |name: &str| -> Option<f64> {
         let i = line.find(&format!("\"{name}\":"))? + name.len() + 3;
         let rest = &line[i..];

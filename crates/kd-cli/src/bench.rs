@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::optim::GradientsParams;
-use burn::optim::momentum::MomentumConfig;
 use burn::optim::SgdConfig;
+use burn::optim::momentum::MomentumConfig;
 use burn::prelude::*;
 use kd_core::{Criterion, KdArchParams, KdModel, KdModule, Targets};
 use kd_losses::KdLogitsLossConfig;
@@ -37,7 +37,10 @@ pub struct BenchConfig {
 pub const CONFIGS: [BenchConfig; 3] = [
     BenchConfig {
         name: "fashion",
-        teacher: ("resnet18", "{num_classes: 10, in_channels: 1, small_input: true}"),
+        teacher: (
+            "resnet18",
+            "{num_classes: 10, in_channels: 1, small_input: true}",
+        ),
         student: ("small_cnn", "{num_classes: 10, in_channels: 1}"),
         input: [1, 28, 28],
         classes: 10,
@@ -71,24 +74,51 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Runs `runs` timed repetitions of `steps` KD steps (after `warmup` untimed ones) and returns
 /// images per second for each repetition.
-pub fn run(config: &BenchConfig, device: &Device, warmup: usize, steps: usize, runs: usize) -> Result<Vec<f64>> {
+pub fn run(
+    config: &BenchConfig,
+    device: &Device,
+    warmup: usize,
+    steps: usize,
+    runs: usize,
+) -> Result<Vec<f64>> {
     if steps == 0 || runs == 0 {
         bail!("--steps and --runs must be at least 1");
     }
     let params = |s: &str| -> Result<Mapping> { Ok(serde_yaml::from_str(s)?) };
     device.seed(0);
-    let teacher = registry::get(config.teacher.0, &params(config.teacher.1)?, "teacher", device)?;
-    let student = registry::get(config.student.0, &params(config.student.1)?, "student", device)?;
+    let teacher = registry::get(
+        config.teacher.0,
+        &params(config.teacher.1)?,
+        "teacher",
+        device,
+    )?;
+    let student = registry::get(
+        config.student.0,
+        &params(config.student.1)?,
+        "student",
+        device,
+    )?;
     let mut model = KdModel::new(student.train(), teacher, KdArchParams::default(), true)?;
     let loss = KdLogitsLossConfig::new().init()?;
     let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
         .init();
     let ad = device.clone().autodiff();
     let [c, h, w] = config.input;
-    let x = Tensor::<4>::random([config.batch, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
-    let y: Vec<i64> = (0..config.batch).map(|i| (i % config.classes) as i64).collect();
-    let targets = Targets::Hard(Tensor::<1, Int>::from_data(TensorData::new(y, [config.batch]), &ad));
+    let x = Tensor::<4>::random(
+        [config.batch, c, h, w],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &ad,
+    );
+    let y: Vec<i64> = (0..config.batch)
+        .map(|i| (i % config.classes) as i64)
+        .collect();
+    let targets = Targets::Hard(Tensor::<1, Int>::from_data(
+        TensorData::new(y, [config.batch]),
+        &ad,
+    ));
     let mut step = |model: KdModel<_, _>| {
         let out = KdModule::forward(&model, x.clone());
         let l = loss.forward(&out, &targets).loss;

@@ -60,8 +60,6 @@ pub fn make_device(name: &str, index: Option<usize>) -> Result<Device> {
             #[cfg(not(feature = "cuda"))]
             return Err(not_compiled(name, "cuda"));
         }
-        other => bail!(
-            "unknown backend `{other}`; known: flex (alias cpu), tch, wgpu, cuda"
-        ),
+        other => bail!("unknown backend `{other}`; known: flex (alias cpu), tch, wgpu, cuda"),
     }
 }

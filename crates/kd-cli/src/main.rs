@@ -105,7 +105,11 @@ fn run(cli: Cli) -> Result<()> {
             if chosen.is_empty() {
                 anyhow::bail!(
                     "unknown bench configuration `{config}`; known: all, {}",
-                    bench::CONFIGS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                    bench::CONFIGS
+                        .iter()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             for c in chosen {

@@ -53,7 +53,11 @@ impl NormalizationAdapterConfig {
             ("std_original", &self.std_original),
             ("std_required", &self.std_required),
         ] {
-            if let Some((channel, &value)) = v.iter().enumerate().find(|(_, s)| !s.is_finite() || **s <= 0.0) {
+            if let Some((channel, &value)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, s)| !s.is_finite() || **s <= 0.0)
+            {
                 return Err(KdError::AdapterStd {
                     field,
                     channel,
@@ -63,7 +67,9 @@ impl NormalizationAdapterConfig {
         }
         // SuperGradients: additive = (mean_o - mean_r) / std_o, multiplier = std_o / std_r.
         let additive: Vec<f32> = (0..c)
-            .map(|i| ((self.mean_original[i] - self.mean_required[i]) / self.std_original[i]) as f32)
+            .map(|i| {
+                ((self.mean_original[i] - self.mean_required[i]) / self.std_original[i]) as f32
+            })
             .collect();
         let multiplier: Vec<f32> = (0..c)
             .map(|i| (self.std_original[i] / self.std_required[i]) as f32)
@@ -152,12 +158,13 @@ mod tests {
         let x = Tensor::<1>::from_floats([-1.0, 0.0, 2.0], &device).reshape([1, 3, 1, 1]);
         let y: Vec<f32> = a.forward(x).into_data().try_into_vec_as::<f32>().unwrap();
         // Equivalent closed form: (x * so + mo - mr) / sr.
-        let expect = [
-            (-1.0 * 0.229 + 0.485 - 0.5) / 0.5,
-            (0.0 * 0.224 + 0.456 - 0.5) / 0.5,
-            (2.0 * 0.225 + 0.406 - 0.5) / 0.5,
-        ];
-        for (g, e) in y.iter().zip(expect) {
+        let (x, so, mo) = (
+            [-1.0, 0.0, 2.0],
+            [0.229, 0.224, 0.225],
+            [0.485, 0.456, 0.406],
+        );
+        for (i, g) in y.iter().enumerate() {
+            let e = (x[i] * so[i] + mo[i] - 0.5) / 0.5;
             assert!((*g as f64 - e).abs() < 1e-6, "{g} vs {e}");
         }
     }
@@ -165,9 +172,10 @@ mod tests {
     #[test]
     fn rejects_bad_statistics() {
         let device = Device::flex();
-        let err = NormalizationAdapterConfig::new(vec![0.5; 3], vec![0.5; 2], vec![0.5; 3], vec![0.5; 3])
-            .init(&device)
-            .unwrap_err();
+        let err =
+            NormalizationAdapterConfig::new(vec![0.5; 3], vec![0.5; 2], vec![0.5; 3], vec![0.5; 3])
+                .init(&device)
+                .unwrap_err();
         assert!(err.to_string().contains("std_original"), "{err}");
         let err = NormalizationAdapterConfig::new(vec![0.5], vec![0.0], vec![0.5], vec![0.5])
             .init(&device)

@@ -1,6 +1,6 @@
 use burn::module::{Module, ModuleDisplay};
-use burn::store::{ModuleRecord, RecordError};
 use burn::prelude::*;
+use burn::store::{ModuleRecord, RecordError};
 
 /// One intermediate output of a network, addressed by a tap name.
 #[derive(Debug, Clone)]

@@ -34,7 +34,9 @@ impl Targets {
             Targets::Soft(t) => t.clone(),
         };
         if eps > 0.0 {
-            probs.mul_scalar(1.0 - eps).add_scalar(eps / num_classes as f64)
+            probs
+                .mul_scalar(1.0 - eps)
+                .add_scalar(eps / num_classes as f64)
         } else {
             probs
         }
@@ -68,4 +70,3 @@ pub trait Criterion<O> {
     /// Computes the loss for one batch.
     fn forward(&self, output: &O, targets: &Targets) -> LossOutput;
 }
-

@@ -26,7 +26,9 @@ pub enum KdError {
         found: usize,
     },
     /// A standard deviation is zero or negative.
-    #[error("normalization adapter `{field}` holds {value} at channel {channel}: standard deviations must be positive")]
+    #[error(
+        "normalization adapter `{field}` holds {value} at channel {channel}: standard deviations must be positive"
+    )]
     AdapterStd {
         /// Offending field.
         field: &'static str,

@@ -21,17 +21,29 @@ pub const DATALOADERS: [(&str, &str, Split); 6] = [
     ("mnist_test", "mnist", Split::Test),
 ];
 
-fn dataset(name: &str, key: &str, spec: &DatasetSpec, seed: u64) -> Result<Arc<dyn ImageDataset>, RecipeError> {
-    let (_, family, split) = DATALOADERS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
-        RecipeError::invalid(
-            key,
-            format!(
-                "unknown dataloader `{name}`{}; known: {}",
-                did_you_mean(name, DATALOADERS.iter().map(|d| d.0)),
-                DATALOADERS.iter().map(|d| d.0).collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+fn dataset(
+    name: &str,
+    key: &str,
+    spec: &DatasetSpec,
+    seed: u64,
+) -> Result<Arc<dyn ImageDataset>, RecipeError> {
+    let (_, family, split) = DATALOADERS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| {
+            RecipeError::invalid(
+                key,
+                format!(
+                    "unknown dataloader `{name}`{}; known: {}",
+                    did_you_mean(name, DATALOADERS.iter().map(|d| d.0)),
+                    DATALOADERS
+                        .iter()
+                        .map(|d| d.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
     let root = spec.root.as_deref();
     let ds: Arc<dyn ImageDataset> = match *family {
         "mnist" => Arc::new(IdxDataset::mnist(*split, root)?),
@@ -89,7 +101,11 @@ fn loader(
 
 /// The training and validation loaders of a recipe, seeded with `training_hyperparams.seed`.
 pub fn build_loaders(recipe: &Recipe) -> Result<(DataLoader, DataLoader), RecipeError> {
-    build_loaders_from(recipe, &recipe.dataset_params, recipe.training_hyperparams.seed)
+    build_loaders_from(
+        recipe,
+        &recipe.dataset_params,
+        recipe.training_hyperparams.seed,
+    )
 }
 
 /// The loaders of `p` with the recipe's dataloader names.
@@ -98,11 +114,34 @@ pub fn build_loaders_from(
     p: &DatasetParams,
     seed: u64,
 ) -> Result<(DataLoader, DataLoader), RecipeError> {
-    let train_name = recipe.train_dataloader.as_deref().unwrap_or("fashion_mnist_train");
-    let val_name = recipe.val_dataloader.as_deref().unwrap_or("fashion_mnist_val");
-    let train_ds = dataset(train_name, "train_dataloader", &p.train_dataset_params, seed)?;
+    let train_name = recipe
+        .train_dataloader
+        .as_deref()
+        .unwrap_or("fashion_mnist_train");
+    let val_name = recipe
+        .val_dataloader
+        .as_deref()
+        .unwrap_or("fashion_mnist_val");
+    let train_ds = dataset(
+        train_name,
+        "train_dataloader",
+        &p.train_dataset_params,
+        seed,
+    )?;
     let val_ds = dataset(val_name, "val_dataloader", &p.val_dataset_params, seed)?;
-    let train = loader(train_ds, &p.train_dataset_params, &p.train_dataloader_params, true, seed)?;
-    let valid = loader(val_ds, &p.val_dataset_params, &p.val_dataloader_params, false, seed)?;
+    let train = loader(
+        train_ds,
+        &p.train_dataset_params,
+        &p.train_dataloader_params,
+        true,
+        seed,
+    )?;
+    let valid = loader(
+        val_ds,
+        &p.val_dataset_params,
+        &p.val_dataloader_params,
+        false,
+        seed,
+    )?;
     Ok((train, valid))
 }

@@ -10,8 +10,14 @@ use crate::{Recipe, RecipeError};
 /// SuperGradients' recipe shortcuts (`recipes/variable_setup.yaml`) and the keys they set.
 pub const SHORTCUTS: [(&str, &[&str]); 6] = [
     ("lr", &["training_hyperparams.initial_lr"]),
-    ("batch_size", &["dataset_params.train_dataloader_params.batch_size"]),
-    ("val_batch_size", &["dataset_params.val_dataloader_params.batch_size"]),
+    (
+        "batch_size",
+        &["dataset_params.train_dataloader_params.batch_size"],
+    ),
+    (
+        "val_batch_size",
+        &["dataset_params.val_dataloader_params.batch_size"],
+    ),
     ("epochs", &["training_hyperparams.max_epochs"]),
     ("resume", &["training_hyperparams.resume"]),
     (
@@ -63,7 +69,9 @@ pub fn parse_recipe(text: &str, file: &str, overrides: &[String]) -> Result<Reci
             file: file.to_string(),
             key: "(top level)".into(),
             line: String::new(),
-            message: "a recipe is a mapping of keys such as `experiment_name` and `training_hyperparams`".into(),
+            message:
+                "a recipe is a mapping of keys such as `experiment_name` and `training_hyperparams`"
+                    .into(),
         });
     }
     for arg in overrides {
@@ -91,14 +99,18 @@ pub fn apply_override(root: &mut Value, arg: &str) -> Result<(), RecipeError> {
         arg: arg.to_string(),
         message,
     };
-    let (key, raw) = arg
-        .split_once('=')
-        .ok_or_else(|| bad("expected `key.path=value`, e.g. `training_hyperparams.max_epochs=3` or `lr=0.1`".into()))?;
+    let (key, raw) = arg.split_once('=').ok_or_else(|| {
+        bad(
+            "expected `key.path=value`, e.g. `training_hyperparams.max_epochs=3` or `lr=0.1`"
+                .into(),
+        )
+    })?;
     let key = key.trim().trim_start_matches('+');
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(bad("the key is empty or has an empty segment".into()));
     }
-    let parsed: Value = serde_yaml::from_str(raw).map_err(|e| bad(format!("value is not valid YAML: {e}")))?;
+    let parsed: Value =
+        serde_yaml::from_str(raw).map_err(|e| bad(format!("value is not valid YAML: {e}")))?;
     let targets: Vec<&str> = SHORTCUTS
         .iter()
         .find(|(s, _)| *s == key)
@@ -163,7 +175,9 @@ fn strip_neutral_keys(root: &mut Value, text: &str, file: &str) -> Result<(), Re
                 let path = format!("{section}.{key}");
                 return Err(RecipeError::Schema {
                     file: file.to_string(),
-                    line: find_line(text, &path).map(|l| format!(" (line {l})")).unwrap_or_default(),
+                    line: find_line(text, &path)
+                        .map(|l| format!(" (line {l})"))
+                        .unwrap_or_default(),
                     key: path,
                     message: format!(
                         "SuperGradients' `{key}` is not implemented in kd yet: remove it or set it to {neutral}"
@@ -184,9 +198,16 @@ fn improve_message(msg: &str) -> String {
         {
             let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
             let hint = did_you_mean(name, expected.iter().copied());
-            let kind = if what.contains("field") { "key" } else { "name" };
+            let kind = if what.contains("field") {
+                "key"
+            } else {
+                "name"
+            };
             return if hint.is_empty() {
-                format!("unknown {kind} `{name}`; expected one of: {}", expected.join(", "))
+                format!(
+                    "unknown {kind} `{name}`; expected one of: {}",
+                    expected.join(", ")
+                )
             } else {
                 format!("unknown {kind} `{name}`{hint}")
             };
@@ -207,7 +228,8 @@ pub(crate) fn find_line(text: &str, key: &str) -> Option<usize> {
             let trimmed = line.trim_start().trim_start_matches("- ");
             let indent = (line.len() - line.trim_start().len()) as isize;
             if indent > min_indent
-                && (trimmed.starts_with(&format!("{seg}:")) || trimmed.starts_with(&format!("\"{seg}\":")))
+                && (trimmed.starts_with(&format!("{seg}:"))
+                    || trimmed.starts_with(&format!("\"{seg}\":")))
             {
                 hit = Some((i, indent));
                 break;
@@ -227,7 +249,8 @@ mod tests {
 
     #[test]
     fn overrides_and_shortcuts() {
-        let mut v: Value = serde_yaml::from_str("a: {b: 1}\ntraining_hyperparams: {max_epochs: 3}").unwrap();
+        let mut v: Value =
+            serde_yaml::from_str("a: {b: 1}\ntraining_hyperparams: {max_epochs: 3}").unwrap();
         apply_override(&mut v, "a.b=2.5").unwrap();
         apply_override(&mut v, "epochs=7").unwrap();
         apply_override(&mut v, "x.y.z=[1, 2]").unwrap();
@@ -250,7 +273,9 @@ mod tests {
 
     #[test]
     fn messages_get_suggestions() {
-        let m = improve_message("unknown field `max_epocs`, expected one of `max_epochs`, `initial_lr`");
+        let m = improve_message(
+            "unknown field `max_epocs`, expected one of `max_epochs`, `initial_lr`",
+        );
         assert_eq!(m, "unknown key `max_epocs`, did you mean `max_epochs`?");
     }
 }

@@ -8,13 +8,15 @@ use kd_models::{ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig, SmallCnn, 
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use crate::error::did_you_mean;
 use crate::RecipeError;
+use crate::error::did_you_mean;
 
 /// Any network of the zoo, as built from a recipe.
 ///
 /// Its checkpoints hold the inner network's record, so a `ckpt_best.bpk` loads into the bare
 /// network (a `ResNet`, say) as well as into a `Network`.
+// One value per run, never in a hot collection: the variant size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     /// torchvision-layout ResNets.
@@ -85,21 +87,77 @@ pub enum Family {
 
 /// Every architecture name, its family and a one-line description.
 pub const ARCHITECTURES: [(&str, Family, &str); 17] = [
-    ("resnet18", Family::ResNet, "torchvision ResNet-18 (basic blocks 2-2-2-2)"),
-    ("resnet34", Family::ResNet, "torchvision ResNet-34 (basic blocks 3-4-6-3)"),
-    ("resnet50", Family::ResNet, "torchvision ResNet-50 (bottlenecks 3-4-6-3)"),
-    ("resnet101", Family::ResNet, "torchvision ResNet-101 (bottlenecks 3-4-23-3)"),
-    ("resnet152", Family::ResNet, "torchvision ResNet-152 (bottlenecks 3-8-36-3)"),
+    (
+        "resnet18",
+        Family::ResNet,
+        "torchvision ResNet-18 (basic blocks 2-2-2-2)",
+    ),
+    (
+        "resnet34",
+        Family::ResNet,
+        "torchvision ResNet-34 (basic blocks 3-4-6-3)",
+    ),
+    (
+        "resnet50",
+        Family::ResNet,
+        "torchvision ResNet-50 (bottlenecks 3-4-6-3)",
+    ),
+    (
+        "resnet101",
+        Family::ResNet,
+        "torchvision ResNet-101 (bottlenecks 3-4-23-3)",
+    ),
+    (
+        "resnet152",
+        Family::ResNet,
+        "torchvision ResNet-152 (bottlenecks 3-8-36-3)",
+    ),
     ("resnet8", Family::ResNetCifar, "CIFAR ResNet-8 (16/32/64)"),
-    ("resnet14", Family::ResNetCifar, "CIFAR ResNet-14 (16/32/64)"),
-    ("resnet20", Family::ResNetCifar, "CIFAR ResNet-20 (16/32/64)"),
-    ("resnet32", Family::ResNetCifar, "CIFAR ResNet-32 (16/32/64)"),
-    ("resnet44", Family::ResNetCifar, "CIFAR ResNet-44 (16/32/64)"),
-    ("resnet56", Family::ResNetCifar, "CIFAR ResNet-56 (16/32/64)"),
-    ("resnet110", Family::ResNetCifar, "CIFAR ResNet-110 (16/32/64)"),
-    ("resnet8x4", Family::ResNetCifar, "CRD's ResNet-8x4 (64/128/256)"),
-    ("resnet32x4", Family::ResNetCifar, "CRD's ResNet-32x4 (64/128/256)"),
-    ("small_cnn", Family::SmallCnn, "three conv-BN-ReLU stages, ~25k parameters"),
+    (
+        "resnet14",
+        Family::ResNetCifar,
+        "CIFAR ResNet-14 (16/32/64)",
+    ),
+    (
+        "resnet20",
+        Family::ResNetCifar,
+        "CIFAR ResNet-20 (16/32/64)",
+    ),
+    (
+        "resnet32",
+        Family::ResNetCifar,
+        "CIFAR ResNet-32 (16/32/64)",
+    ),
+    (
+        "resnet44",
+        Family::ResNetCifar,
+        "CIFAR ResNet-44 (16/32/64)",
+    ),
+    (
+        "resnet56",
+        Family::ResNetCifar,
+        "CIFAR ResNet-56 (16/32/64)",
+    ),
+    (
+        "resnet110",
+        Family::ResNetCifar,
+        "CIFAR ResNet-110 (16/32/64)",
+    ),
+    (
+        "resnet8x4",
+        Family::ResNetCifar,
+        "CRD's ResNet-8x4 (64/128/256)",
+    ),
+    (
+        "resnet32x4",
+        Family::ResNetCifar,
+        "CRD's ResNet-32x4 (64/128/256)",
+    ),
+    (
+        "small_cnn",
+        Family::SmallCnn,
+        "three conv-BN-ReLU stages, ~25k parameters",
+    ),
     ("smallcnn", Family::SmallCnn, "alias of small_cnn"),
     ("simple_cnn", Family::SmallCnn, "alias of small_cnn"),
 ];
@@ -153,11 +211,17 @@ fn c1() -> usize {
     1
 }
 
-fn parse_params<T: for<'de> Deserialize<'de>>(params: &Mapping, key: &str) -> Result<T, RecipeError> {
+fn parse_params<T: for<'de> Deserialize<'de>>(
+    params: &Mapping,
+    key: &str,
+) -> Result<T, RecipeError> {
     serde_path_to_error::deserialize::<_, T>(Value::Mapping(params.clone())).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.inner().to_string();
-        let msg = match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+        let msg = match msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+        {
             Some((name, tail)) => {
                 let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
                 format!(
@@ -198,7 +262,12 @@ pub fn lookup(name: &str, key: &str) -> Result<Family, RecipeError> {
 /// Builds architecture `name` with `arch_params` on `device` (SuperGradients' `models.get`
 /// without the weights; see [`crate::load_weights`]). `key` names the recipe key in errors,
 /// e.g. `student`.
-pub fn get(name: &str, arch_params: &Mapping, key: &str, device: &Device) -> Result<Network, RecipeError> {
+pub fn get(
+    name: &str,
+    arch_params: &Mapping,
+    key: &str,
+    device: &Device,
+) -> Result<Network, RecipeError> {
     let family = lookup(name, &format!("{key}_architecture"))?;
     let params_key = format!("{key}_arch_params");
     let model_err = |e: kd_models::ModelError| RecipeError::invalid(&params_key, e.to_string());
@@ -265,20 +334,33 @@ mod tests {
     #[test]
     fn unknown_name_and_bad_params() {
         let device = Device::flex();
-        let err = get("resnet19", &Mapping::new(), "student", &device).unwrap_err().to_string();
-        assert!(err.contains("student_architecture") && err.contains("did you mean `resnet18`"), "{err}");
+        let err = get("resnet19", &Mapping::new(), "student", &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("student_architecture") && err.contains("did you mean `resnet18`"),
+            "{err}"
+        );
         let params: Mapping = serde_yaml::from_str("num_clases: 10").unwrap();
-        let err = get("small_cnn", &params, "teacher", &device).unwrap_err().to_string();
-        assert!(err.contains("teacher_arch_params") && err.contains("did you mean `num_classes`"), "{err}");
+        let err = get("small_cnn", &params, "teacher", &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("teacher_arch_params") && err.contains("did you mean `num_classes`"),
+            "{err}"
+        );
         let params: Mapping = serde_yaml::from_str("num_classes: ten").unwrap();
-        let err = get("resnet18", &params, "student", &device).unwrap_err().to_string();
+        let err = get("resnet18", &params, "student", &device)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("student_arch_params.num_classes"), "{err}");
     }
 
     #[test]
     fn builds_each_family() {
         let device = Device::flex();
-        let p: Mapping = serde_yaml::from_str("{num_classes: 10, in_channels: 1, small_input: true}").unwrap();
+        let p: Mapping =
+            serde_yaml::from_str("{num_classes: 10, in_channels: 1, small_input: true}").unwrap();
         let net = get("resnet18", &p, "teacher", &device).unwrap();
         assert_eq!(net.num_classes(), 10);
         let out = net.forward(Tensor::<4>::zeros([2, 1, 28, 28], &device));

@@ -77,11 +77,17 @@ impl RunReport {
 }
 
 /// Turns `training_hyperparams` into the trainer's parameters; `section` names the key.
-pub fn training_params(th: &TrainingHyperparams, section: &str) -> Result<TrainingParams, RecipeError> {
+pub fn training_params(
+    th: &TrainingHyperparams,
+    section: &str,
+) -> Result<TrainingParams, RecipeError> {
     let key = |k: &str| format!("{section}.{k}");
     let factor = |mode: &str| {
         th.lr_decay_factor.ok_or_else(|| {
-            RecipeError::invalid(&key("lr_decay_factor"), format!("`{mode}` needs `lr_decay_factor`"))
+            RecipeError::invalid(
+                &key("lr_decay_factor"),
+                format!("`{mode}` needs `lr_decay_factor`"),
+            )
         })
     };
     let mode = match th.lr_mode.as_deref() {
@@ -170,13 +176,21 @@ pub fn training_params(th: &TrainingHyperparams, section: &str) -> Result<Traini
     if let Some(v) = op.eps {
         optimizer.eps = v;
     }
-    if kind != OptimizerKind::Sgd && (op.momentum.is_some() || op.nesterov.is_some() || op.dampening.is_some()) {
+    if kind != OptimizerKind::Sgd
+        && (op.momentum.is_some() || op.nesterov.is_some() || op.dampening.is_some())
+    {
         return Err(RecipeError::invalid(
             &key("optimizer_params"),
-            format!("`momentum`, `nesterov` and `dampening` are SGD settings; `{}` does not take them", th.optimizer),
+            format!(
+                "`momentum`, `nesterov` and `dampening` are SGD settings; `{}` does not take them",
+                th.optimizer
+            ),
         ));
     }
-    for (list, name) in [(&th.train_metrics_list, "train_metrics_list"), (&th.valid_metrics_list, "valid_metrics_list")] {
+    for (list, name) in [
+        (&th.train_metrics_list, "train_metrics_list"),
+        (&th.valid_metrics_list, "valid_metrics_list"),
+    ] {
         for m in list {
             if !kd_trainer::METRIC_NAMES.contains(&m.as_str()) {
                 return Err(RecipeError::invalid(
@@ -215,16 +229,29 @@ pub fn training_params(th: &TrainingHyperparams, section: &str) -> Result<Traini
 }
 
 /// The task loss of `criterion_params.task_loss_fn`.
-fn task_loss(th: &TrainingHyperparams, section: &str) -> Result<CrossEntropyLossConfig, RecipeError> {
+fn task_loss(
+    th: &TrainingHyperparams,
+    section: &str,
+) -> Result<CrossEntropyLossConfig, RecipeError> {
     let key = format!("{section}.criterion_params.task_loss_fn");
     let smoothing_of = |v: &Value| -> Result<f64, RecipeError> {
-        let m = v.as_mapping().ok_or_else(|| RecipeError::invalid(&key, "expected `{CrossEntropyLoss: {label_smoothing: 0.1}}`"))?;
+        let m = v.as_mapping().ok_or_else(|| {
+            RecipeError::invalid(
+                &key,
+                "expected `{CrossEntropyLoss: {label_smoothing: 0.1}}`",
+            )
+        })?;
         for (k, _) in m {
             if k.as_str() != Some("label_smoothing") {
-                return Err(RecipeError::invalid(&key, format!("unknown CrossEntropyLoss argument {k:?}; known: label_smoothing")));
+                return Err(RecipeError::invalid(
+                    &key,
+                    format!("unknown CrossEntropyLoss argument {k:?}; known: label_smoothing"),
+                ));
             }
         }
-        Ok(m.get("label_smoothing").and_then(Value::as_f64).unwrap_or(0.0))
+        Ok(m.get("label_smoothing")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0))
     };
     let smoothing = match &th.criterion_params.task_loss_fn {
         None | Some(Value::Null) => th.criterion_params.label_smoothing.unwrap_or(0.0),
@@ -239,11 +266,19 @@ fn task_loss(th: &TrainingHyperparams, section: &str) -> Result<CrossEntropyLoss
                         smoothing_of(args)?
                     }
                 }
-                _ => return Err(RecipeError::invalid(&key, format!("unknown task loss {name:?}; known: CrossEntropyLoss"))),
+                _ => {
+                    return Err(RecipeError::invalid(
+                        &key,
+                        format!("unknown task loss {name:?}; known: CrossEntropyLoss"),
+                    ));
+                }
             }
         }
         Some(other) => {
-            return Err(RecipeError::invalid(&key, format!("unknown task loss {other:?}; known: CrossEntropyLoss")));
+            return Err(RecipeError::invalid(
+                &key,
+                format!("unknown task loss {other:?}; known: CrossEntropyLoss"),
+            ));
         }
     };
     Ok(CrossEntropyLossConfig::new().with_label_smoothing(smoothing))
@@ -258,14 +293,24 @@ fn is_kd_loss(name: &str) -> bool {
 }
 
 fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<(), RecipeError> {
-    let ok = if kd { is_kd_loss(&th.loss) } else { is_ce(&th.loss) };
+    let ok = if kd {
+        is_kd_loss(&th.loss)
+    } else {
+        is_ce(&th.loss)
+    };
     if ok {
         return Ok(());
     }
     let (want, hint) = if kd {
-        ("KdLogitsLoss", "a KD run (one with a teacher) needs a KD loss")
+        (
+            "KdLogitsLoss",
+            "a KD run (one with a teacher) needs a KD loss",
+        )
     } else {
-        ("CrossEntropyLoss", "a run without a teacher trains with a task loss")
+        (
+            "CrossEntropyLoss",
+            "a run without a teacher trains with a task loss",
+        )
     };
     Err(RecipeError::invalid(
         &format!("{section}.loss"),
@@ -277,7 +322,10 @@ fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<
     ))
 }
 
-fn adapter(spec: &Option<AdapterSpec>, device: &Device) -> Result<Option<InputAdapter>, RecipeError> {
+fn adapter(
+    spec: &Option<AdapterSpec>,
+    device: &Device,
+) -> Result<Option<InputAdapter>, RecipeError> {
     spec.as_ref()
         .map(|AdapterSpec::NormalizationAdapter(a)| {
             NormalizationAdapterConfig::new(
@@ -295,15 +343,22 @@ fn adapter(spec: &Option<AdapterSpec>, device: &Device) -> Result<Option<InputAd
 
 /// Applies `*_checkpoint_params` to a freshly built network (SuperGradients' `models.get`
 /// loading step). `key` is `student` or `teacher`.
-pub fn load_weights(net: Network, params: &CheckpointParams, key: &str) -> Result<Network, RecipeError> {
+pub fn load_weights(
+    net: Network,
+    params: &CheckpointParams,
+    key: &str,
+) -> Result<Network, RecipeError> {
     let section = format!("{key}_checkpoint_params");
     match &params.strict_load {
         None | Some(Value::Bool(true)) => {}
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("true") => {}
+        Some(Value::String(s))
+            if s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("true") => {}
         Some(other) => {
             return Err(RecipeError::invalid(
                 &format!("{section}.strict_load"),
-                format!("{other:?} is not supported yet: kd loads its own checkpoints strictly (use `true`)"),
+                format!(
+                    "{other:?} is not supported yet: kd loads its own checkpoints strictly (use `true`)"
+                ),
             ));
         }
     }
@@ -327,7 +382,9 @@ pub fn load_weights(net: Network, params: &CheckpointParams, key: &str) -> Resul
         (None, Some(w)) => {
             return Err(RecipeError::invalid(
                 &format!("{section}.pretrained_weights"),
-                format!("named weights `{w}` cannot be downloaded here: pass a weights file as `checkpoint_path`"),
+                format!(
+                    "named weights `{w}` cannot be downloaded here: pass a weights file as `checkpoint_path`"
+                ),
             ));
         }
         (None, None) => None,
@@ -336,18 +393,26 @@ pub fn load_weights(net: Network, params: &CheckpointParams, key: &str) -> Resul
     if !path.is_file() {
         return Err(RecipeError::invalid(
             &format!("{section}.checkpoint_path"),
-            format!("`{}` does not exist: check the path (relative paths start at the working folder)", path.display()),
+            format!(
+                "`{}` does not exist: check the path (relative paths start at the working folder)",
+                path.display()
+            ),
         ));
     }
     match path.extension().and_then(|e| e.to_str()) {
         Some("bpk") => Ok(load_student(net, &path)?),
         Some(ext @ ("pth" | "pt" | "safetensors")) => Err(RecipeError::invalid(
             &format!("{section}.checkpoint_path"),
-            format!("PyTorch `.{ext}` checkpoints are not supported yet: give a kd `ckpt_best.bpk`"),
+            format!(
+                "PyTorch `.{ext}` checkpoints are not supported yet: give a kd `ckpt_best.bpk`"
+            ),
         )),
         _ => Err(RecipeError::invalid(
             &format!("{section}.checkpoint_path"),
-            format!("`{}` is not a kd student checkpoint: give a `ckpt_best.bpk`", path.display()),
+            format!(
+                "`{}` is not a kd student checkpoint: give a `ckpt_best.bpk`",
+                path.display()
+            ),
         )),
     }
 }
@@ -356,19 +421,28 @@ fn check_top_level(recipe: &Recipe) -> Result<(), RecipeError> {
     if let Some(m) = &recipe.multi_gpu
         && !m.eq_ignore_ascii_case("off")
     {
-        return Err(RecipeError::invalid("multi_gpu", format!("`{m}` is not supported yet: use `Off`")));
+        return Err(RecipeError::invalid(
+            "multi_gpu",
+            format!("`{m}` is not supported yet: use `Off`"),
+        ));
     }
     if let Some(n) = recipe.num_gpus
         && n > 1
     {
-        return Err(RecipeError::invalid("num_gpus", format!("{n} GPUs is not supported yet: use 1")));
+        return Err(RecipeError::invalid(
+            "num_gpus",
+            format!("{n} GPUs is not supported yet: use 1"),
+        ));
     }
     if let Some(a) = &recipe.architecture
         && a != "kd_module"
     {
         return Err(RecipeError::invalid(
             "architecture",
-            format!("unknown KD architecture `{a}`{}; known: kd_module", did_you_mean(a, ["kd_module"])),
+            format!(
+                "unknown KD architecture `{a}`{}; known: kd_module",
+                did_you_mean(a, ["kd_module"])
+            ),
         ));
     }
     Ok(())
@@ -414,8 +488,25 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     let kd = recipe.teacher_architecture.is_some();
     check_loss_name(th, "training_hyperparams", kd)?;
     let (train, valid) = build_loaders(recipe)?;
-    let student = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", device)?;
+    let student = registry::get(
+        &recipe.student_architecture,
+        &recipe.student_arch_params,
+        "student",
+        device,
+    )?;
     let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
+    for (loader, key) in [(&train, "train_dataloader"), (&valid, "val_dataloader")] {
+        let [c, _, _] = loader.output_shape();
+        if c != student.in_channels() {
+            return Err(RecipeError::invalid(
+                key,
+                format!(
+                    "the data has {c} channel(s) but the student expects {}: set `in_channels: {c}` in `student_arch_params`",
+                    student.in_channels()
+                ),
+            ));
+        }
+    }
     if let Some(arch) = &recipe.teacher_architecture {
         let task = task_loss(th, "training_hyperparams")?;
         let mut kd_config = KdLogitsLossConfig::new()
@@ -458,18 +549,6 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
         adapter(&recipe.arch_params.teacher_input_adapter, device)?;
         adapter(&recipe.arch_params.student_input_adapter, device)?;
     }
-    for (loader, key) in [(&train, "train_dataloader"), (&valid, "val_dataloader")] {
-        let [c, _, _] = loader.output_shape();
-        if c != student.in_channels() {
-            return Err(RecipeError::invalid(
-                key,
-                format!(
-                    "the data has {c} channel(s) but the student expects {}: set `in_channels: {c}` in `student_arch_params`",
-                    student.in_channels()
-                ),
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -498,7 +577,12 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
             .with_label_smoothing(th.criterion_params.label_smoothing.unwrap_or(0.0))
             .init()?;
         device.seed(th.seed);
-        let net = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+        let net = registry::get(
+            &recipe.student_architecture,
+            &recipe.student_arch_params,
+            "student",
+            &device,
+        )?;
         let net = load_weights(net, &recipe.student_checkpoint_params, "student")?;
         let n = net.num_params();
         let start = Instant::now();
@@ -521,7 +605,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
     let cp = &th.criterion_params;
     let task = task_loss(th, "training_hyperparams")?;
     let mut kd_config = KdLogitsLossConfig::new()
-        .with_task_loss(task.clone())
+        .with_task_loss(task)
         .with_temperature(cp.temperature);
     if let Some(c) = cp.distillation_loss_coeff {
         kd_config = kd_config.with_distillation_loss_coeff(c);
@@ -533,7 +617,12 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
     let tcp = &recipe.teacher_checkpoint_params;
     let has_weights = tcp.checkpoint_path.is_some() || tcp.pretrained_weights.is_some();
     device.seed(th.seed);
-    let teacher = registry::get(teacher_arch, &recipe.teacher_arch_params, "teacher", &device)?;
+    let teacher = registry::get(
+        teacher_arch,
+        &recipe.teacher_arch_params,
+        "teacher",
+        &device,
+    )?;
     let teacher_params = teacher.num_params();
     let (teacher, teacher_row_origin, teacher_seconds, teacher_ckpt) = if has_weights {
         let path = tcp.checkpoint_path.clone().unwrap_or_default();
@@ -551,20 +640,35 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
             let ce = CrossEntropyLossConfig::new()
                 .with_label_smoothing(tth.criterion_params.label_smoothing.unwrap_or(0.0))
                 .init()?;
-            eprintln!("teacher: training {teacher_arch} into {}", teacher_dir.display());
+            eprintln!(
+                "teacher: training {teacher_arch} into {}",
+                teacher_dir.display()
+            );
             let start = Instant::now();
             let out = match &recipe.teacher_dataset_params {
                 Some(tdp) => {
                     let (t_train, t_valid) = build_loaders_from(recipe, tdp, tth.seed)?;
-                    Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &t_train, &t_valid)?
+                    Trainer::new(&teacher_dir, &device)
+                        .train(teacher, &tparams, &ce, &t_train, &t_valid)?
                 }
-                None => Trainer::new(&teacher_dir, &device).train(teacher, &tparams, &ce, &train, &valid)?,
+                None => Trainer::new(&teacher_dir, &device)
+                    .train(teacher, &tparams, &ce, &train, &valid)?,
             };
             let best_path = out.best_checkpoint();
             // Distil from the best teacher, not the last one.
             device.seed(th.seed);
-            let fresh = registry::get(teacher_arch, &recipe.teacher_arch_params, "teacher", &device)?;
-            (load_student(fresh, &best_path)?, "trained", start.elapsed().as_secs_f64(), best_path)
+            let fresh = registry::get(
+                teacher_arch,
+                &recipe.teacher_arch_params,
+                "teacher",
+                &device,
+            )?;
+            (
+                load_student(fresh, &best_path)?,
+                "trained",
+                start.elapsed().as_secs_f64(),
+                best_path,
+            )
         }
     } else {
         return Err(no_teacher_weights());
@@ -583,7 +687,12 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
 
     // The student, initialised once so the KD and scratch runs start from the same weights.
     device.seed(th.seed.wrapping_add(1));
-    let student = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+    let student = registry::get(
+        &recipe.student_architecture,
+        &recipe.student_arch_params,
+        "student",
+        &device,
+    )?;
     let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
     let student_params = student.num_params();
     let init_record = student.checkpoint_record();
@@ -619,7 +728,12 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
 
     if recipe.scratch_baseline {
         let scratch_dir = run_dir.join("scratch");
-        let fresh = registry::get(&recipe.student_architecture, &recipe.student_arch_params, "student", &device)?;
+        let fresh = registry::get(
+            &recipe.student_architecture,
+            &recipe.student_arch_params,
+            "student",
+            &device,
+        )?;
         let fresh = fresh
             .load_checkpoint_record(init_record)
             .map_err(|e| RecipeError::invalid("student_architecture", e.to_string()))?;

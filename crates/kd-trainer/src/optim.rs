@@ -81,12 +81,32 @@ impl OptimizerConfig {
                 ))
             }
         };
-        check("momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "use a value in [0, 1)")?;
-        check("dampening", self.dampening, (0.0..=1.0).contains(&self.dampening), "use a value in [0, 1]")?;
-        check("weight_decay", self.weight_decay, self.weight_decay >= 0.0, "use a value >= 0")?;
+        check(
+            "momentum",
+            self.momentum,
+            (0.0..1.0).contains(&self.momentum),
+            "use a value in [0, 1)",
+        )?;
+        check(
+            "dampening",
+            self.dampening,
+            (0.0..=1.0).contains(&self.dampening),
+            "use a value in [0, 1]",
+        )?;
+        check(
+            "weight_decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "use a value >= 0",
+        )?;
         check("eps", self.eps, self.eps > 0.0, "use a value > 0")?;
         for (i, b) in [self.betas.0, self.betas.1].into_iter().enumerate() {
-            check(&format!("betas[{i}]"), b, (0.0..1.0).contains(&b), "use a value in [0, 1)")?;
+            check(
+                &format!("betas[{i}]"),
+                b,
+                (0.0..1.0).contains(&b),
+                "use a value in [0, 1)",
+            )?;
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(TrainError::param(
@@ -99,7 +119,8 @@ impl OptimizerConfig {
 
     /// Builds the Burn optimizer.
     pub fn build(&self) -> ModuleOptimizer {
-        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
         match self.kind {
             OptimizerKind::Sgd => {
                 let momentum = (self.momentum > 0.0).then(|| {

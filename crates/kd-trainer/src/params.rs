@@ -26,6 +26,9 @@ pub struct TrainingParams {
     pub resume_path: Option<std::path::PathBuf>,
     /// `silent_mode`: no progress bar or epoch lines.
     pub silent_mode: bool,
+    /// Stop after this many epochs in this call, leaving a resumable `ckpt_latest.kd`, as an
+    /// interruption would (a time box; the schedule still spans `max_epochs`).
+    pub stop_after_epochs: Option<usize>,
 }
 
 impl TrainingParams {
@@ -43,6 +46,7 @@ impl TrainingParams {
             resume: false,
             resume_path: None,
             silent_mode: false,
+            stop_after_epochs: None,
         }
     }
 }

@@ -27,12 +27,16 @@ impl Progress {
 
     /// Updates the bar after `done` steps and `samples` images.
     pub fn tick(&mut self, done: usize, samples: usize, loss: f32) {
-        if !self.enabled || (self.last.elapsed() < Duration::from_millis(200) && done < self.total) {
+        if !self.enabled || (self.last.elapsed() < Duration::from_millis(200) && done < self.total)
+        {
             return;
         }
         self.last = Instant::now();
         let width = 24;
-        let filled = (done * width).checked_div(self.total).unwrap_or(width).min(width);
+        let filled = (done * width)
+            .checked_div(self.total)
+            .unwrap_or(width)
+            .min(width);
         let rate = samples as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
         let mut err = std::io::stderr().lock();
         let _ = write!(

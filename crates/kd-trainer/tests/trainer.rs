@@ -2,11 +2,11 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::module::Module;
 use burn::prelude::*;
-use kd_core::{Criterion, ImageClassifier, KdArchParams, KdOutput, LossOutput, Targets};
+use kd_core::{Criterion, KdArchParams, KdOutput, LossOutput, Targets};
 use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
 use kd_losses::{CrossEntropyLossConfig, KdLogitsLossConfig};
 use kd_models::{SmallCnn, SmallCnnConfig};
@@ -14,6 +14,13 @@ use kd_trainer::{
     Checkpoint, KdTrainer, LATEST_NAME, LrSchedule, TrainError, Trainer, TrainingParams,
     load_student,
 };
+
+/// `Device::seed` is process-wide: tests that build models from seeds run one at a time.
+static SEEDED: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn run_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kd-trainer-test-{}-{name}", std::process::id()));
@@ -30,7 +37,9 @@ fn loaders() -> (DataLoader, DataLoader) {
     for i in 0..n {
         let class = i % 3;
         for p in 0..64 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let noise = (state >> 58) as u8;
             let bright = if p / 22 == class { 150 } else { 40 };
             images.push(bright + noise);
@@ -52,12 +61,16 @@ fn loaders() -> (DataLoader, DataLoader) {
 
 fn student(device: &Device) -> SmallCnn {
     device.seed(1);
-    SmallCnnConfig::new(1, 3).with_widths([4, 4, 8]).init(device)
+    SmallCnnConfig::new(1, 3)
+        .with_widths([4, 4, 8])
+        .init(device)
 }
 
 fn teacher(device: &Device) -> SmallCnn {
     device.seed(2);
-    SmallCnnConfig::new(1, 3).with_widths([8, 8, 8]).init(device)
+    SmallCnnConfig::new(1, 3)
+        .with_widths([8, 8, 8])
+        .init(device)
 }
 
 fn params(epochs: usize) -> TrainingParams {
@@ -66,15 +79,12 @@ fn params(epochs: usize) -> TrainingParams {
     p
 }
 
-fn bytes<M: ImageClassifier>(m: &M) -> Vec<u8> {
-    m.checkpoint_record().into_bytes().unwrap().to_vec()
-}
-
 fn floats<M: Module>(m: &M) -> Vec<f32> {
     struct Collect(Vec<f32>);
     impl burn::module::ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.extend(p.val().into_data().try_into_vec_as::<f32>().unwrap());
+            self.0
+                .extend(p.val().into_data().try_into_vec_as::<f32>().unwrap());
         }
     }
     let mut c = Collect(Vec::new());
@@ -82,44 +92,108 @@ fn floats<M: Module>(m: &M) -> Vec<f32> {
     c.0
 }
 
-fn kd_run(dir: &Path, epochs: usize, resume: bool) -> kd_trainer::TrainOutcome<kd_core::KdModel<SmallCnn, SmallCnn>> {
+fn kd_run(
+    dir: &Path,
+    epochs: usize,
+    resume: bool,
+) -> kd_trainer::TrainOutcome<kd_core::KdModel<SmallCnn, SmallCnn>> {
+    kd_run_until(dir, epochs, resume, None)
+}
+
+fn kd_run_until(
+    dir: &Path,
+    epochs: usize,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> kd_trainer::TrainOutcome<kd_core::KdModel<SmallCnn, SmallCnn>> {
     let device = Device::flex();
     let (train, valid) = loaders();
     let mut p = params(epochs);
     p.resume = resume;
+    p.stop_after_epochs = stop_after;
     let loss = KdLogitsLossConfig::new().init().unwrap();
     KdTrainer::new(dir, &device)
-        .train(student(&device), teacher(&device), KdArchParams::default(), true, &p, &loss, &train, &valid)
+        .train(
+            student(&device),
+            teacher(&device),
+            KdArchParams::default(),
+            true,
+            &p,
+            &loss,
+            &train,
+            &valid,
+        )
         .unwrap()
 }
 
 #[test]
 fn teacher_is_bit_identical_after_kd_and_student_learns() {
+    let _serial = serial();
     let device = Device::flex();
-    let before = bytes(&teacher(&device));
-    let student_before = floats(&student(&device));
+    // Parameters initialise lazily: reading them here fixes the values the run starts from.
+    let t = teacher(&device);
+    let before = floats(&t);
+    let st = student(&device);
+    let student_before = floats(&st);
     let dir = run_dir("frozen");
-    let out = kd_run(&dir, 2, false);
-    assert_eq!(bytes(&out.model.teacher), before, "teacher weights or BN statistics changed");
-    assert_ne!(floats(&out.model.student), student_before, "the student did not train");
+    let (train, valid) = loaders();
+    let loss = KdLogitsLossConfig::new().init().unwrap();
+    let out = KdTrainer::new(&dir, &device)
+        .train(
+            st,
+            t,
+            KdArchParams::default(),
+            true,
+            &params(2),
+            &loss,
+            &train,
+            &valid,
+        )
+        .unwrap();
+    assert_eq!(
+        floats(&out.model.teacher),
+        before,
+        "teacher weights or BN statistics changed"
+    );
+    assert_ne!(
+        floats(&out.model.student),
+        student_before,
+        "the student did not train"
+    );
     assert_eq!(out.history.len(), 2);
-    let names: Vec<&str> = out.history[0].valid.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = out.history[0]
+        .valid
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
     assert_eq!(
         names,
-        ["KdLogitsLoss/Loss", "KdLogitsLoss/Task Loss", "KdLogitsLoss/Distillation Loss", "Accuracy", "Top5"]
+        [
+            "KdLogitsLoss/Loss",
+            "KdLogitsLoss/Task Loss",
+            "KdLogitsLoss/Distillation Loss",
+            "Accuracy",
+            "Top5"
+        ]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
+    let _serial = serial();
     let device = Device::flex();
     let dir = run_dir("best");
     let out = kd_run(&dir, 3, false);
     let (best_value, best_epoch) = out.best.expect("a best epoch");
-    assert_eq!(out.history[best_epoch].valid_metric("Accuracy"), Some(best_value));
+    assert_eq!(
+        out.history[best_epoch].valid_metric("Accuracy"),
+        Some(best_value)
+    );
 
-    let bare = SmallCnnConfig::new(1, 3).with_widths([4, 4, 8]).init(&device);
+    let bare = SmallCnnConfig::new(1, 3)
+        .with_widths([4, 4, 8])
+        .init(&device);
     let loaded = load_student(bare, &out.best_checkpoint()).unwrap().valid();
     let (_, valid) = loaders();
     let mut acc = kd_trainer::MetricAccumulator::new(vec![]);
@@ -130,20 +204,33 @@ fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
     assert_eq!(acc.compute()[0].1, best_value);
 
     // A student of another shape is refused with a message naming the file.
-    let wrong = SmallCnnConfig::new(1, 3).with_widths([4, 4, 4]).init(&device);
-    let err = load_student(wrong, &out.best_checkpoint()).unwrap_err().to_string();
+    let wrong = SmallCnnConfig::new(1, 3)
+        .with_widths([4, 4, 4])
+        .init(&device);
+    let err = load_student(wrong, &out.best_checkpoint())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ckpt_best.bpk"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn resume_continues_at_the_next_epoch_with_the_same_state() {
+    let _serial = serial();
     let straight_dir = run_dir("straight");
     let straight = kd_run(&straight_dir, 3, false);
 
     let split_dir = run_dir("split");
-    let first = kd_run(&split_dir, 2, false);
-    assert_eq!(Checkpoint::load(&split_dir.join(LATEST_NAME)).unwrap().meta.epoch, 1);
+    // An interrupted run: the schedule spans 3 epochs, the process stops after 2.
+    let first = kd_run_until(&split_dir, 3, false, Some(2));
+    assert_eq!(first.history.len(), 2);
+    assert_eq!(
+        Checkpoint::load(&split_dir.join(LATEST_NAME))
+            .unwrap()
+            .meta
+            .epoch,
+        1
+    );
     drop(first);
     let resumed = kd_run(&split_dir, 3, true);
     assert_eq!(resumed.history.len(), 1);
@@ -151,7 +238,11 @@ fn resume_continues_at_the_next_epoch_with_the_same_state() {
     // Same data order, same optimizer state (momentum), same schedule: same weights.
     let a = floats(&straight.model.student);
     let b = floats(&resumed.model.student);
-    let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(max_diff < 1e-5, "resumed student differs by {max_diff}");
     assert_eq!(straight.history[2].valid, resumed.history[0].valid);
 
@@ -163,10 +254,22 @@ fn resume_continues_at_the_next_epoch_with_the_same_state() {
     p.resume = true;
     let loss = KdLogitsLossConfig::new().init().unwrap();
     let err = KdTrainer::new(&empty, &device)
-        .train(student(&device), teacher(&device), KdArchParams::default(), true, &p, &loss, &train, &valid)
+        .train(
+            student(&device),
+            teacher(&device),
+            KdArchParams::default(),
+            true,
+            &p,
+            &loss,
+            &train,
+            &valid,
+        )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no checkpoint") && err.contains("ckpt_latest.kd"), "{err}");
+    assert!(
+        err.contains("no checkpoint") && err.contains("ckpt_latest.kd"),
+        "{err}"
+    );
     for d in [straight_dir, split_dir, empty] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -199,11 +302,15 @@ impl Criterion<Tensor<2>> for PoisonAt {
 
 #[test]
 fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let _serial = serial();
     let device = Device::flex();
     let (train, valid) = loaders();
     let dir = run_dir("nan");
     // Epoch 0 has 6 training and 6 validation calls; the 3rd step of epoch 1 is poisoned.
-    let loss = PoisonAt { calls: Cell::new(0), at: 14 };
+    let loss = PoisonAt {
+        calls: Cell::new(0),
+        at: 14,
+    };
     let err = Trainer::new(&dir, &device)
         .train(student(&device), &params(3), &loss, &train, &valid)
         .unwrap_err();
@@ -219,6 +326,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn kd_output_reaches_custom_criteria() {
+    let _serial = serial();
     // The default KD module hands the criterion both logits, the teacher's without gradient.
     struct Check;
     impl Criterion<KdOutput<Tensor<2>>> for Check {
@@ -232,14 +340,26 @@ fn kd_output_reaches_custom_criteria() {
             assert!(!out.teacher_output.device().is_autodiff());
             assert_eq!(out.student_output.dims(), out.teacher_output.dims());
             let loss = kd_losses::cross_entropy(out.student_output.clone(), targets, 0.0);
-            LossOutput { components: loss.clone().detach(), loss }
+            LossOutput {
+                components: loss.clone().detach(),
+                loss,
+            }
         }
     }
     let device = Device::flex();
     let (train, valid) = loaders();
     let dir = run_dir("custom");
     KdTrainer::new(&dir, &device)
-        .train(student(&device), teacher(&device), KdArchParams::default(), true, &params(1), &Check, &train, &valid)
+        .train(
+            student(&device),
+            teacher(&device),
+            KdArchParams::default(),
+            true,
+            &params(1),
+            &Check,
+            &train,
+            &valid,
+        )
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
