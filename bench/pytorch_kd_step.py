@@ -26,31 +26,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools", "refer
 from models import SmallCnn  # noqa: E402  (the kd-models SmallCnn, written in PyTorch)
 
 
-def resnet18_small(in_channels, num_classes):
-    model = torchvision.models.resnet18(num_classes=num_classes)
+def small_input(name, in_channels, num_classes):
+    """A torchvision ResNet with kd's small-input stem: 3x3 stride-1 conv, no max-pool."""
+    model = getattr(torchvision.models, name)(num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
     model.maxpool = nn.Identity()
     return model
 
 
-def torchvision_resnet(name, in_channels, num_classes):
-    model = getattr(torchvision.models, name)(num_classes=num_classes)
-    if in_channels != 3:
-        model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-    return model
-
-
 CONFIGS = {
     "fashion": dict(
-        teacher=lambda: resnet18_small(1, 10),
+        teacher=lambda: small_input("resnet18", 1, 10),
         student=lambda: SmallCnn(1, 10),
         input=(1, 28, 28),
         classes=10,
         batch=128,
     ),
     "cifar": dict(
-        teacher=lambda: torchvision_resnet("resnet50", 3, 100),
-        student=lambda: torchvision_resnet("resnet18", 3, 100),
+        teacher=lambda: small_input("resnet50", 3, 100),
+        student=lambda: small_input("resnet18", 3, 100),
         input=(3, 32, 32),
         classes=100,
         batch=64,

@@ -41,7 +41,7 @@ enum Command {
     /// Times the KD training step (teacher forward + student forward/backward + SGD step).
     Bench {
         /// Configuration: `fashion` (ResNet-18 small-stem → SmallCnn, batch 128, 1×28×28),
-        /// `cifar` (ResNet-50 → ResNet-18, batch 64, 3×32×32), `tiny`, or `all`.
+        /// `cifar` (ResNet-50 → ResNet-18, small-input stems, batch 64, 3×32×32), `tiny`, or `all`.
         #[arg(long, default_value = "all")]
         config: String,
         /// Backend (flex, tch, wgpu, cuda).

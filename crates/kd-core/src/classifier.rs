@@ -61,38 +61,14 @@ pub trait ImageClassifier: Module + ModuleDisplay {
 
 /// Checks that every requested tap exists, with a did-you-mean for the first unknown one.
 pub fn check_taps(available: &[&str], requested: &[&str]) -> Result<(), crate::KdError> {
-    for name in requested {
-        if !available.contains(name) {
-            let suggestion = available
-                .iter()
-                .map(|a| (strsim_like(a, name), a))
-                .filter(|(d, _)| *d <= 3)
-                .min_by_key(|(d, _)| *d)
-                .map(|(_, a)| format!(", did you mean `{a}`?"))
-                .unwrap_or_default();
-            return Err(crate::KdError::UnknownTap {
-                name: name.to_string(),
-                suggestion,
-                available: available.join(", "),
-            });
-        }
+    match requested.iter().find(|name| !available.contains(name)) {
+        None => Ok(()),
+        Some(name) => Err(crate::KdError::UnknownTap {
+            name: name.to_string(),
+            suggestion: crate::did_you_mean(name, available.iter().copied()),
+            available: available.join(", "),
+        }),
     }
-    Ok(())
-}
-
-/// Levenshtein distance, small and dependency-free.
-fn strsim_like(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod criterion;
 mod error;
 mod kd_model;
 mod output;
+mod suggest;
 
 pub use adapter::{InputAdapter, NormalizationAdapter, NormalizationAdapterConfig};
 pub use classifier::{Feature, ImageClassifier, check_taps};
@@ -44,3 +45,4 @@ pub use criterion::{Criterion, LossOutput, Targets};
 pub use error::KdError;
 pub use kd_model::{KdArchParams, KdModel, KdModule};
 pub use output::KdOutput;
+pub use suggest::{did_you_mean, levenshtein};

@@ -82,22 +82,4 @@ impl RecipeError {
     }
 }
 
-/// The closest candidate to `name` within a small edit distance, as ", did you mean `x`?".
-pub(crate) fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> String {
-    let bare = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
-    let candidates: Vec<&str> = candidates.into_iter().collect();
-    if let Some(c) = candidates.iter().find(|c| bare(c) == bare(name)) {
-        return format!(", did you mean `{c}`?");
-    }
-    let lower = name.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::levenshtein(&c.to_ascii_lowercase(), &lower), c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| format!(", did you mean `{c}`?"))
-        .unwrap_or_default()
-}
+pub(crate) use kd_core::did_you_mean;

@@ -77,11 +77,7 @@ pub(crate) fn resolve_metric(wanted: &str, names: &[String]) -> Result<String, T
     }) {
         return Ok(n.clone());
     }
-    let closest = names
-        .iter()
-        .min_by_key(|n| levenshtein(&n.to_ascii_lowercase(), &lower))
-        .map(|n| format!(", did you mean `{n}`?"))
-        .unwrap_or_default();
+    let closest = kd_core::did_you_mean(wanted, names.iter().map(String::as_str));
     Err(TrainError::param(
         "metric_to_watch",
         format!(
@@ -91,28 +87,14 @@ pub(crate) fn resolve_metric(wanted: &str, names: &[String]) -> Result<String, T
     ))
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn components_to_vec(components: Tensor<1>) -> Vec<f32> {
+/// The loss components on the host; an unreadable tensor reads as NaN, which stops the run.
+fn components_to_vec(components: Tensor<1>, n: usize) -> Vec<f32> {
     components
         .into_data()
         .try_into_vec_as::<f32>()
-        .unwrap_or_default()
+        .ok()
+        .filter(|v| v.len() == n)
+        .unwrap_or_else(|| vec![f32::NAN; n])
 }
 
 fn fmt_metrics(values: &[(String, f64)]) -> String {
@@ -242,7 +224,7 @@ where
                 .lr(epoch, step, iters_per_epoch, params.max_epochs);
             let output = model.forward_train(batch.images);
             let LossOutput { loss, components } = criterion.forward(&output, &batch.targets);
-            let values = components_to_vec(components);
+            let values = components_to_vec(components, loss_names.len());
             if values.iter().any(|v| !v.is_finite()) {
                 bar.finish();
                 let components = loss_names
@@ -281,7 +263,10 @@ where
         for batch in valid.iter(0, &plain_device).take(max_valid) {
             let batch = batch?;
             let output = eval.forward_train(batch.images);
-            let values = components_to_vec(criterion.forward(&output, &batch.targets).components);
+            let values = components_to_vec(
+                criterion.forward(&output, &batch.targets).components,
+                loss_names.len(),
+            );
             vacc.update(&values, M::metric_logits(&output), &batch.targets);
         }
         let valid_metrics = vacc.compute();

@@ -41,10 +41,14 @@ impl MetricAccumulator {
             .into_data()
             .try_into_vec_as::<i64>()
             .unwrap_or_default();
-        for (b, &label) in labels.iter().enumerate().take(batch) {
+        // Unreadable outputs count as wrong answers rather than aborting the epoch.
+        let readable = scores.len() == batch * classes && labels.len() == batch;
+        for (b, &label) in labels.iter().enumerate().filter(|_| readable) {
             let row = &scores[b * classes..(b + 1) * classes];
+            let Some(&t) = usize::try_from(label).ok().and_then(|l| row.get(l)) else {
+                continue;
+            };
             let label = label as usize;
-            let t = row[label];
             // Rank as torch.topk/argmax order it: higher scores first, ties by lower index.
             let rank = row
                 .iter()
