@@ -24,7 +24,11 @@ const USAGE: &str = "usage: cargo xtask <train|test|bench|data> [args]
         install the dataset with apt (package dataset-fashion-mnist)";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // At run time first: a target folder shared by several checkouts may hold another
+    // checkout's xtask binary.
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    Path::new(&manifest)
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()

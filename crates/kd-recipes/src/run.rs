@@ -448,18 +448,28 @@ fn check_top_level(recipe: &Recipe) -> Result<(), RecipeError> {
     Ok(())
 }
 
-/// Best accuracy and top-5 of a finished run, read from its history.
-fn best_row(history: &[kd_trainer::EpochRecord], best_epoch: Option<usize>) -> (f64, f64) {
-    let rec = best_epoch
-        .and_then(|e| history.iter().find(|r| r.epoch == e))
-        .or(history.last());
-    rec.map(|r| {
-        (
-            r.valid_metric("Accuracy").unwrap_or(0.0),
-            r.valid_metric("Top5").unwrap_or(0.0),
-        )
-    })
-    .unwrap_or((0.0, 0.0))
+/// Accuracy and top-5 at the best epoch of a run: from this call's history, or from the run
+/// folder's `metrics.jsonl` when the best epoch came before a resume.
+fn best_row(out: &kd_trainer::TrainOutcome<impl Sized>) -> (f64, f64) {
+    let pick = |valid: &[(String, f64)]| {
+        let get = |k: &str| valid.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+        (get("Accuracy"), get("Top5"))
+    };
+    let Some((_, epoch)) = out.best else {
+        return out.history.last().map_or((0.0, 0.0), |r| pick(&r.valid));
+    };
+    if let Some(r) = out.history.iter().find(|r| r.epoch == epoch) {
+        return pick(&r.valid);
+    }
+    let log = std::fs::read_to_string(out.run_dir.join("metrics.jsonl")).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["epoch"].as_u64() == Some(epoch as u64))
+        .map(|v| {
+            let f = |k: &str| v["valid"][k].as_f64().unwrap_or(0.0);
+            (f("Accuracy"), f("Top5"))
+        })
+        .unwrap_or((0.0, 0.0))
 }
 
 /// Validates a network once and returns (accuracy, top5).
@@ -587,7 +597,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         let n = net.num_params();
         let start = Instant::now();
         let out = Trainer::new(&run_dir, &device).train(net, &params, &ce, &train, &valid)?;
-        let (accuracy, top5) = best_row(&out.history, out.best.map(|b| b.1));
+        let (accuracy, top5) = best_row(&out);
         rows.push(ReportRow {
             role: "student".into(),
             arch: recipe.student_architecture.clone(),
@@ -713,7 +723,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         &valid,
     )?;
     let kd_seconds = start.elapsed().as_secs_f64();
-    let (kd_acc, kd_top5) = best_row(&out.history, out.best.map(|b| b.1));
+    let (kd_acc, kd_top5) = best_row(&out);
     let kd_row = ReportRow {
         role: "student (KD)".into(),
         arch: recipe.student_architecture.clone(),
@@ -740,7 +750,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         let ce: CrossEntropyLoss = task.init()?;
         let start = Instant::now();
         let out = Trainer::new(&scratch_dir, &device).train(fresh, &params, &ce, &train, &valid)?;
-        let (acc, top5) = best_row(&out.history, out.best.map(|b| b.1));
+        let (acc, top5) = best_row(&out);
         rows.push(ReportRow {
             role: "student (scratch)".into(),
             arch: recipe.student_architecture.clone(),
