@@ -284,6 +284,18 @@ fn task_loss(
     Ok(CrossEntropyLossConfig::new().with_label_smoothing(smoothing))
 }
 
+/// The `KdLogitsLoss` of `training_hyperparams.criterion_params`.
+fn kd_loss_config(th: &TrainingHyperparams) -> Result<KdLogitsLossConfig, RecipeError> {
+    let cp = &th.criterion_params;
+    let mut config = KdLogitsLossConfig::new()
+        .with_task_loss(task_loss(th, "training_hyperparams")?)
+        .with_temperature(cp.temperature);
+    if let Some(c) = cp.distillation_loss_coeff {
+        config = config.with_distillation_loss_coeff(c);
+    }
+    Ok(config)
+}
+
 fn is_ce(name: &str) -> bool {
     matches!(name, "CrossEntropyLoss" | "cross_entropy" | "CrossEntropy")
 }
@@ -518,14 +530,7 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
         }
     }
     if let Some(arch) = &recipe.teacher_architecture {
-        let task = task_loss(th, "training_hyperparams")?;
-        let mut kd_config = KdLogitsLossConfig::new()
-            .with_task_loss(task)
-            .with_temperature(th.criterion_params.temperature);
-        if let Some(c) = th.criterion_params.distillation_loss_coeff {
-            kd_config = kd_config.with_distillation_loss_coeff(c);
-        }
-        kd_config.init()?;
+        kd_loss_config(th)?.init()?;
         let teacher = registry::get(arch, &recipe.teacher_arch_params, "teacher", device)?;
         let c = train.output_shape()[0];
         if teacher.in_channels() != c {
@@ -612,14 +617,8 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
     };
 
     check_loss_name(th, "training_hyperparams", true)?;
-    let cp = &th.criterion_params;
-    let task = task_loss(th, "training_hyperparams")?;
-    let mut kd_config = KdLogitsLossConfig::new()
-        .with_task_loss(task)
-        .with_temperature(cp.temperature);
-    if let Some(c) = cp.distillation_loss_coeff {
-        kd_config = kd_config.with_distillation_loss_coeff(c);
-    }
+    let kd_config = kd_loss_config(th)?;
+    let task = kd_config.task_loss;
     let kd_loss = kd_config.init()?;
 
     // The teacher: given weights, or trained once and kept in the run folder.
