@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | torchvision ResNet-18/34/50/101/152 | [`ResNetConfig`] | [`RESNET_TAPS`] |
 //! | CIFAR ResNet-8..110, 8x4, 32x4 | [`ResNetCifarConfig`] | [`RESNET_CIFAR_TAPS`] |
+//! | CIFAR wide ResNets WRN-16-2, 40-1, 40-2 | [`WideResNetConfig`] | [`WRN_TAPS`] |
 //! | three-stage CNN student | [`SmallCnnConfig`] | [`SMALL_CNN_TAPS`] |
 //!
 //! Field names follow torchvision, so PyTorch state dicts need only the renames of
@@ -38,17 +39,34 @@
 //! ```
 
 mod error;
+mod head;
+mod load;
 pub mod resnet;
 mod resnet_cifar;
 mod small_cnn;
+mod state_dict;
 mod taps;
+pub mod wrn;
 
-pub use error::ModelError;
+pub use error::{ModelError, WeightsError};
+pub use load::{
+    LoadOptions, LoadReport, StrictLoad, WeightMap, apply_key_map, load_state_dict,
+    torch_parameter_shapes,
+};
+pub use resnet::weights::{RESNET_KEY_MAP, RESNET_WEIGHTS};
 pub use resnet::{
-    BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_TAPS, RESNET18_LAYERS,
-    RESNET34_LAYERS, RESNET50_LAYERS, RESNET101_LAYERS, RESNET152_LAYERS, ResNet, ResNetConfig,
+    BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_BASE_WIDTH, RESNET_TAPS,
+    RESNET18_LAYERS, RESNET34_LAYERS, RESNET50_LAYERS, RESNET101_LAYERS, RESNET152_LAYERS, ResNet,
+    ResNetConfig,
 };
 pub use resnet_cifar::{
     CIFAR_WIDTHS, CIFAR_X4_WIDTHS, RESNET_CIFAR_TAPS, ResNetCifar, ResNetCifarConfig,
 };
-pub use small_cnn::{ConvBnRelu, SMALL_CNN_TAPS, SmallCnn, SmallCnnConfig};
+pub use small_cnn::{ConvBnRelu, SMALL_CNN_TAPS, SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig};
+pub use state_dict::{
+    CONTAINER_KEYS, StateDict, StateDictSource, read_state_dict, select_prefix,
+    strip_common_prefix, unwrap_container,
+};
+pub use wrn::{
+    WRN_KEY_MAP, WRN_TAPS, WRN_WEIGHTS, WideBlock, WideGroup, WideResNet, WideResNetConfig,
+};

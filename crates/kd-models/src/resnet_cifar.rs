@@ -262,6 +262,14 @@ impl ResNetCifar {
         self.forward_head(self.forward_features(x))
     }
 
+    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
+    /// (PyTorch's default Linear initialisation), keeping every other weight.
+    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::head::fresh_head(&self.fc, num_classes, false, device);
+        self.num_classes = num_classes;
+        self
+    }
+
     /// Logits plus the requested taps (see [`RESNET_CIFAR_TAPS`]) from one forward pass, or an
     /// error naming an unknown tap.
     pub fn try_forward_with_taps(

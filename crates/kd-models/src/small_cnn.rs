@@ -35,6 +35,13 @@ use crate::taps::TapCollector;
 /// The feature taps of a [`SmallCnn`], in forward order.
 pub const SMALL_CNN_TAPS: [&str; 4] = ["stage1", "stage2", "stage3", "pre_logits"];
 
+/// The SmallCnn weight map: PyTorch names equal Burn paths up to the adapter's renames.
+pub const SMALL_CNN_WEIGHTS: crate::WeightMap = crate::WeightMap {
+    key_map: &[],
+    head_prefix: "fc.",
+    ignored: &[],
+};
+
 /// Configuration of a [`SmallCnn`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmallCnnConfig {
@@ -181,6 +188,14 @@ impl SmallCnn {
     /// Global average pool and flatten: `[batch, C, h, w] -> [batch, C]`.
     pub fn pre_logits(&self, features: Tensor<4>) -> Tensor<2> {
         self.avgpool.forward(features).flatten(1, 3)
+    }
+
+    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
+    /// (PyTorch's default Linear initialisation), keeping every other weight.
+    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::head::fresh_head(&self.fc, num_classes, false, device);
+        self.num_classes = num_classes;
+        self
     }
 
     /// Average pool, flatten and `fc`: features to logits `[batch, num_classes]`.

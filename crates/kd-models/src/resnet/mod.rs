@@ -65,8 +65,15 @@ pub const RESNET152_LAYERS: [usize; 4] = [3, 8, 36, 3];
 /// The feature taps of a [`ResNet`], in forward order.
 pub const RESNET_TAPS: [&str; 6] = ["stem", "layer1", "layer2", "layer3", "layer4", "pre_logits"];
 
-/// Width of each stage before the block expansion, as in torchvision.
-const STAGE_PLANES: [usize; 4] = [64, 128, 256, 512];
+/// Width of each stage before the block expansion, in units of the base width (64 in
+/// torchvision: 64, 128, 256, 512).
+const STAGE_MULTIPLIERS: [usize; 4] = [1, 2, 4, 8];
+/// torchvision's base width: the stem's channels and the first stage's planes.
+pub const RESNET_BASE_WIDTH: usize = 64;
+
+fn default_base_width() -> usize {
+    RESNET_BASE_WIDTH
+}
 /// Stride of the first block of each stage.
 const STAGE_STRIDES: [usize; 4] = [1, 2, 2, 2];
 
@@ -87,6 +94,10 @@ pub struct ResNetConfig {
     /// Zero the scale of the last batch norm of every residual branch, as torchvision's
     /// `zero_init_residual`.
     pub zero_init_residual: bool,
+    /// Channels of the stem and planes of `layer1` (64 in torchvision); the stages have
+    /// 1, 2, 4 and 8 times as many planes. Narrow widths make tiny test networks.
+    #[serde(default = "default_base_width")]
+    pub base_width: usize,
 }
 
 impl ResNetConfig {
@@ -99,6 +110,7 @@ impl ResNetConfig {
             in_channels: 3,
             small_input: false,
             zero_init_residual: false,
+            base_width: RESNET_BASE_WIDTH,
         }
     }
 
@@ -145,12 +157,21 @@ impl ResNetConfig {
         self
     }
 
+    /// Sets the base width (64 in torchvision).
+    pub fn with_base_width(mut self, base_width: usize) -> Self {
+        self.base_width = base_width;
+        self
+    }
+
     /// Checks that every size is positive.
     pub fn validate(&self) -> Result<(), ModelError> {
         let zero = |field: String| ModelError::ZeroSize {
             model: "resnet",
             field,
         };
+        if self.base_width == 0 {
+            return Err(zero("base_width".into()));
+        }
         if self.num_classes == 0 {
             return Err(zero("num_classes".into()));
         }
@@ -167,10 +188,11 @@ impl ResNetConfig {
     /// invalid.
     pub fn try_init(&self, device: &Device) -> Result<ResNet, ModelError> {
         self.validate()?;
+        let stem = self.base_width;
         let (conv1, maxpool) = if self.small_input {
-            (conv3x3(self.in_channels, 64, 1, device), None)
+            (conv3x3(self.in_channels, stem, 1, device), None)
         } else {
-            let conv1 = Conv2dConfig::new([self.in_channels, 64], [7, 7])
+            let conv1 = Conv2dConfig::new([self.in_channels, stem], [7, 7])
                 .with_stride([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
                 .with_bias(false)
@@ -183,13 +205,13 @@ impl ResNetConfig {
             (conv1, Some(maxpool))
         };
 
-        let mut inplanes = 64;
+        let mut inplanes = stem;
         // `from_fn` builds the stages in order, so `inplanes` flows from one to the next.
         let [layer1, layer2, layer3, layer4] = std::array::from_fn(|stage| {
             (0..self.layers[stage])
                 .map(|i| {
                     let stride = if i == 0 { STAGE_STRIDES[stage] } else { 1 };
-                    let planes = STAGE_PLANES[stage];
+                    let planes = self.base_width * STAGE_MULTIPLIERS[stage];
                     let block = Block::new(
                         self.block,
                         inplanes,
@@ -206,7 +228,7 @@ impl ResNetConfig {
 
         Ok(ResNet {
             conv1,
-            bn1: batch_norm(64, device),
+            bn1: batch_norm(stem, device),
             relu: Relu::new(),
             maxpool,
             layer1,
@@ -330,6 +352,14 @@ impl ResNet {
         let features = self.features_collecting(x, &mut collector);
         let logits = self.head_collecting(features, &mut collector);
         Ok((logits, collector.finish()))
+    }
+
+    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
+    /// (PyTorch's default Linear initialisation), keeping every other weight.
+    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::head::fresh_head(&self.fc, num_classes, false, device);
+        self.num_classes = num_classes;
+        self
     }
 
     /// Every residual block, stage by stage.
