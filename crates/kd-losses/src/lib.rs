@@ -39,14 +39,18 @@
 //! # }
 //! ```
 
+mod check;
 mod cross_entropy;
 mod error;
 #[cfg(test)]
 mod fixture;
+mod hinton_kd;
 mod kd_logits;
+mod ops;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use error::LossError;
+pub use hinton_kd::{HintonKdLoss, HintonKdLossConfig, hinton_kd_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
