@@ -41,6 +41,7 @@
 
 mod check;
 mod cross_entropy;
+mod dkd;
 mod error;
 #[cfg(test)]
 mod fixture;
@@ -49,6 +50,7 @@ mod kd_logits;
 mod ops;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
+pub use dkd::{DkdLoss, DkdLossConfig, dkd_loss};
 pub use error::LossError;
 pub use hinton_kd::{HintonKdLoss, HintonKdLossConfig, hinton_kd_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
