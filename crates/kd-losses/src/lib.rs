@@ -41,19 +41,25 @@
 
 mod check;
 mod cross_entropy;
+mod dist;
 mod dkd;
 mod error;
 #[cfg(test)]
 mod fixture;
 mod hinton_kd;
 mod kd_logits;
+mod logit_standardization;
 mod ops;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
+pub use dist::{DistLoss, DistLossConfig, dist_loss};
 pub use dkd::{DkdLoss, DkdLossConfig, dkd_loss};
 pub use error::LossError;
 pub use hinton_kd::{HintonKdLoss, HintonKdLossConfig, hinton_kd_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
+};
+pub use logit_standardization::{
+    LogitStandardizedKdLoss, LogitStandardizedKdLossConfig, logit_standardized_kd_loss,
 };
