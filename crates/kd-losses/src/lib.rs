@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+mod attention_transfer;
 mod check;
 mod cross_entropy;
 mod dist;
@@ -49,8 +50,12 @@ mod fixture;
 mod hinton_kd;
 mod kd_logits;
 mod logit_standardization;
+mod nst;
 mod ops;
 
+pub use attention_transfer::{
+    AttentionTransferLoss, AttentionTransferLossConfig, attention_transfer_loss,
+};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use dist::{DistLoss, DistLossConfig, dist_loss};
 pub use dkd::{DkdLoss, DkdLossConfig, dkd_loss};
@@ -63,3 +68,4 @@ pub use kd_logits::{
 pub use logit_standardization::{
     LogitStandardizedKdLoss, LogitStandardizedKdLossConfig, logit_standardized_kd_loss,
 };
+pub use nst::{NstLoss, NstLossConfig, nst_loss};
