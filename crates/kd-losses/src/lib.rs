@@ -52,6 +52,7 @@ mod kd_logits;
 mod logit_standardization;
 mod nst;
 mod ops;
+mod similarity_preserving;
 
 pub use attention_transfer::{
     AttentionTransferLoss, AttentionTransferLossConfig, attention_transfer_loss,
@@ -69,3 +70,6 @@ pub use logit_standardization::{
     LogitStandardizedKdLoss, LogitStandardizedKdLossConfig, logit_standardized_kd_loss,
 };
 pub use nst::{NstLoss, NstLossConfig, nst_loss};
+pub use similarity_preserving::{
+    SimilarityPreservingLoss, SimilarityPreservingLossConfig, similarity_preserving_loss,
+};
