@@ -205,8 +205,9 @@ impl<P: DeserializeOwned + std::fmt::Debug> LossFixture<P> {
 
     /// Runs every case whose inputs have rank `D` through `loss` and compares the loss and the
     /// student's gradient with PyTorch's. The student input is tracked on the autodiff device;
-    /// the teacher input and the targets stay on the plain device. Returns the number of cases
-    /// run.
+    /// the teacher input and the targets stay on the plain device. Each case runs once more
+    /// with a tracked teacher, which must receive no gradient and leave the student's
+    /// unchanged. Returns the number of cases run.
     pub fn check<const D: usize>(
         &self,
         what: &str,
@@ -241,6 +242,29 @@ impl<P: DeserializeOwned + std::fmt::Debug> LossFixture<P> {
                 &values(grad),
                 &case.grad.data,
                 &format!("{label}: gradient"),
+            );
+
+            // A tracked teacher is detached inside the loss.
+            let student = pair.student.tensor::<D>(&train_device).require_grad();
+            let teacher = pair.teacher.tensor::<D>(&train_device).require_grad();
+            let out = loss(
+                &case.params,
+                student.clone(),
+                teacher.clone(),
+                targets.as_ref(),
+            );
+            let grads = out.backward();
+            assert!(
+                teacher.grad(&grads).is_none(),
+                "{label}: the teacher got a gradient"
+            );
+            let grad = student
+                .grad(&grads)
+                .expect("the student input receives a gradient");
+            assert_all_close(
+                &values(grad),
+                &case.grad.data,
+                &format!("{label}: gradient with a tracked teacher"),
             );
         }
         run
