@@ -7,7 +7,7 @@ use crate::{LossError, check, kl_div_logits};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HintonKdLossConfig {
     /// Temperature `T` that softens both distributions. Default: 4, the value of the CIFAR-100
-    /// benchmarks (CRD, DKD); Hinton et al. use values from 1 to 20.
+    /// benchmarks (CRD, DKD); the paper explores several temperatures.
     pub temperature: f64,
 }
 
