@@ -1,6 +1,7 @@
 """Reference values for kd-losses: SuperGradients' KDLogitsLoss and PyTorch's cross entropy.
 
-Writes crates/kd-losses/tests/fixtures/kd_logits.json. Run from the repository root with
+Writes crates/kd-losses/tests/fixtures/kd_logits.json, then runs loss_bank.main(), which writes
+the fixtures of the ten distillation losses (tools/reference/loss_bank.py). Run with
 PyTorch 2.9.0:
 
     ~/.kd-refenv/bin/python tools/reference/losses.py
@@ -21,6 +22,8 @@ import pathlib
 
 import torch
 import torch.nn.functional as F
+
+import loss_bank
 
 SEED = 20240917
 BATCH = 4
@@ -129,6 +132,7 @@ def main():
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(fixture, indent=1) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(kd_cases)} KD cases, {len(ce_cases)} CE cases)")
+    loss_bank.main()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,48 @@ pub enum LossError {
         /// The offending value.
         value: f64,
     },
+    /// A hyper-parameter outside its valid range.
+    #[error("`{key}` is {value} but must be {expected}")]
+    InvalidValue {
+        /// The offending key, such as `beta` or `angle_weight`.
+        key: String,
+        /// The offending value.
+        value: f64,
+        /// The valid range and the usual value, such as
+        /// `non-negative and finite: the paper uses 8 on CIFAR-100`.
+        expected: String,
+    },
+    /// Student and teacher inputs (per-sample shapes, without the batch dimension) that a
+    /// loss cannot combine.
+    #[error(
+        "{loss} cannot pair student shape {student:?} with teacher shape {teacher:?}: {reason}"
+    )]
+    IncompatibleShapes {
+        /// Where the loss sits in a larger configuration; empty for a loss on its own.
+        key: String,
+        /// The loss, such as `attention_transfer`.
+        loss: String,
+        /// The student's per-sample shape.
+        student: Vec<usize>,
+        /// The teacher's per-sample shape.
+        teacher: Vec<usize>,
+        /// What must hold and how to get there.
+        reason: String,
+    },
+    /// A logit loss given too few classes.
+    #[error("{loss} needs at least {min} classes, got {got}: {reason}")]
+    TooFewClasses {
+        /// Where the loss sits in a larger configuration; empty for a loss on its own.
+        key: String,
+        /// The loss, such as `dkd`.
+        loss: String,
+        /// The fewest classes the loss is defined for.
+        min: usize,
+        /// The number of classes it was given.
+        got: usize,
+        /// Why, and what to use instead.
+        reason: String,
+    },
 }
 
 impl LossError {
@@ -42,14 +84,24 @@ impl LossError {
         match self {
             LossError::LabelSmoothing { key, .. }
             | LossError::DistillationCoeff { key, .. }
-            | LossError::Temperature { key, .. } => key,
+            | LossError::Temperature { key, .. }
+            | LossError::InvalidValue { key, .. }
+            | LossError::IncompatibleShapes { key, .. }
+            | LossError::TooFewClasses { key, .. } => key,
         }
     }
 
     /// The same error with `prefix.` put in front of its key (`task_loss` gives
-    /// `task_loss.label_smoothing`).
+    /// `task_loss.label_smoothing`); an empty key (a shape error of a loss on its own) becomes
+    /// `prefix`.
     pub fn prefixed(self, prefix: &str) -> Self {
-        let join = |key: String| format!("{prefix}.{key}");
+        let join = |key: String| {
+            if key.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{key}")
+            }
+        };
         match self {
             LossError::LabelSmoothing { key, value } => LossError::LabelSmoothing {
                 key: join(key),
@@ -62,6 +114,41 @@ impl LossError {
             LossError::Temperature { key, value } => LossError::Temperature {
                 key: join(key),
                 value,
+            },
+            LossError::InvalidValue {
+                key,
+                value,
+                expected,
+            } => LossError::InvalidValue {
+                key: join(key),
+                value,
+                expected,
+            },
+            LossError::IncompatibleShapes {
+                key,
+                loss,
+                student,
+                teacher,
+                reason,
+            } => LossError::IncompatibleShapes {
+                key: join(key),
+                loss,
+                student,
+                teacher,
+                reason,
+            },
+            LossError::TooFewClasses {
+                key,
+                loss,
+                min,
+                got,
+                reason,
+            } => LossError::TooFewClasses {
+                key: join(key),
+                loss,
+                min,
+                got,
+                reason,
             },
         }
     }
@@ -85,5 +172,23 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.ends_with('.'), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_key_becomes_the_prefix() {
+        let err = LossError::TooFewClasses {
+            key: String::new(),
+            loss: "dkd".into(),
+            min: 3,
+            got: 2,
+            reason: "use hinton_kd".into(),
+        };
+        assert_eq!(err.key(), "");
+        let err = err.prefixed("distillation.losses.0").prefixed("recipe");
+        assert_eq!(err.key(), "recipe.distillation.losses.0");
+        assert!(
+            err.to_string()
+                .starts_with("dkd needs at least 3 classes, got 2")
+        );
     }
 }

@@ -8,7 +8,31 @@
 //!
 //! Both losses implement [`Criterion`], the contract with the training loop; the kd-core
 //! types they use ([`KdOutput`], [`Targets`], [`Criterion`], [`LossOutput`]) are re-exported.
-//! Values and gradients match PyTorch 2.9 (`tools/reference/losses.py`).
+//!
+//! Distillation terms, each with a configuration (`init` validates it, `check_shapes` checks a
+//! student/teacher pairing from per-sample shapes), a module whose
+//! `forward(student, teacher[, targets])` returns the `[1]` loss with the method's own factor
+//! (such as `T²`) but no recipe weight, and the same loss as a function:
+//!
+//! | Loss | Function | Inputs | Method |
+//! |---|---|---|---|
+//! | [`HintonKdLoss`] | [`hinton_kd_loss`] | logits | Hinton et al., 2015 |
+//! | [`DkdLoss`] | [`dkd_loss`] | logits + targets | decoupled KD, Zhao et al., CVPR 2022 |
+//! | [`DistLoss`] | [`dist_loss`] | logits | DIST, Huang et al., NeurIPS 2022 |
+//! | [`LogitStandardizedKdLoss`] | [`logit_standardized_kd_loss`] | logits | Sun et al., CVPR 2024 |
+//! | [`AttentionTransferLoss`] | [`attention_transfer_loss`] | maps | Zagoruyko & Komodakis, ICLR 2017 |
+//! | [`NstLoss`] | [`nst_loss`] | maps | Huang & Wang, 2017 |
+//! | [`SimilarityPreservingLoss`] | [`similarity_preserving_loss`] | any features | Tung & Mori, ICCV 2019 |
+//! | [`RkdLoss`] | [`rkd_loss`] | any features | Park et al., CVPR 2019 |
+//! | [`PktLoss`] | [`pkt_loss`] | any features | Passalis & Tefas, ECCV 2018 |
+//! | [`CorrelationCongruenceLoss`] | [`correlation_congruence_loss`] | embeddings of equal width | Peng et al., ICCV 2019 |
+//!
+//! Logits are `[batch, num_classes]`, maps `[batch, C, H, W]` (channels may differ, spatial
+//! sizes must match), and "any features" are flattened per sample. The teacher input is always
+//! a constant: it may come from the plain device while the student's is tracked.
+//!
+//! Values and gradients match PyTorch 2.9 (`tools/reference/losses.py`, which also runs
+//! `tools/reference/loss_bank.py`).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -39,15 +63,45 @@
 //! # }
 //! ```
 
+mod attention_transfer;
+mod check;
+mod correlation_congruence;
 mod cross_entropy;
+mod dist;
+mod dkd;
 mod error;
 #[cfg(test)]
 mod fixture;
+mod hinton_kd;
 mod kd_logits;
+mod logit_standardization;
+mod nst;
+mod ops;
+mod pkt;
+mod rkd;
+mod similarity_preserving;
 
+pub use attention_transfer::{
+    AttentionTransferLoss, AttentionTransferLossConfig, attention_transfer_loss,
+};
+pub use correlation_congruence::{
+    CorrelationCongruenceLoss, CorrelationCongruenceLossConfig, correlation_congruence_loss,
+};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
+pub use dist::{DistLoss, DistLossConfig, dist_loss};
+pub use dkd::{DkdLoss, DkdLossConfig, dkd_loss};
 pub use error::LossError;
+pub use hinton_kd::{HintonKdLoss, HintonKdLossConfig, hinton_kd_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
+};
+pub use logit_standardization::{
+    LogitStandardizedKdLoss, LogitStandardizedKdLossConfig, logit_standardized_kd_loss,
+};
+pub use nst::{NstLoss, NstLossConfig, nst_loss};
+pub use pkt::{PktLoss, PktLossConfig, pkt_loss};
+pub use rkd::{RkdLoss, RkdLossConfig, rkd_loss};
+pub use similarity_preserving::{
+    SimilarityPreservingLoss, SimilarityPreservingLossConfig, similarity_preserving_loss,
 };
