@@ -34,6 +34,51 @@ pub enum LossError {
         /// The offending value.
         value: f64,
     },
+    /// Student and teacher feature shapes (per sample, without the batch dimension) that a loss
+    /// cannot combine.
+    #[error(
+        "`{key}` cannot combine student features {student:?} with teacher features {teacher:?}: {hint}"
+    )]
+    IncompatibleShapes {
+        /// The offending key, such as `features` or `features[2]`.
+        key: String,
+        /// The student's per-sample shape.
+        student: Vec<usize>,
+        /// The teacher's per-sample shape.
+        teacher: Vec<usize>,
+        /// What the loss supports and how to get there.
+        hint: String,
+    },
+    /// Student and teacher lists of feature maps of different lengths (or empty).
+    #[error(
+        "`{key}` has {student} student and {teacher} teacher feature maps: tap the same number of layers (at least one) on both networks, listed shallow to deep"
+    )]
+    StageCount {
+        /// The offending key, such as `features`.
+        key: String,
+        /// The number of student maps.
+        student: usize,
+        /// The number of teacher maps.
+        teacher: usize,
+    },
+    /// A hyper-parameter outside its valid range.
+    #[error("`{key}` is {value} but {requirement}")]
+    Hyperparameter {
+        /// The offending key, such as `nce_t`.
+        key: String,
+        /// The offending value.
+        value: f64,
+        /// The valid range and a suggestion, such as `must be positive: the paper uses 0.07`.
+        requirement: String,
+    },
+    /// A setting without a default that was left unset.
+    #[error("`{key}` is not set: {hint}")]
+    Missing {
+        /// The missing key, such as `n_data`.
+        key: String,
+        /// What to set it to.
+        hint: String,
+    },
 }
 
 impl LossError {
@@ -42,7 +87,11 @@ impl LossError {
         match self {
             LossError::LabelSmoothing { key, .. }
             | LossError::DistillationCoeff { key, .. }
-            | LossError::Temperature { key, .. } => key,
+            | LossError::Temperature { key, .. }
+            | LossError::IncompatibleShapes { key, .. }
+            | LossError::StageCount { key, .. }
+            | LossError::Hyperparameter { key, .. }
+            | LossError::Missing { key, .. } => key,
         }
     }
 
@@ -62,6 +111,39 @@ impl LossError {
             LossError::Temperature { key, value } => LossError::Temperature {
                 key: join(key),
                 value,
+            },
+            LossError::IncompatibleShapes {
+                key,
+                student,
+                teacher,
+                hint,
+            } => LossError::IncompatibleShapes {
+                key: join(key),
+                student,
+                teacher,
+                hint,
+            },
+            LossError::StageCount {
+                key,
+                student,
+                teacher,
+            } => LossError::StageCount {
+                key: join(key),
+                student,
+                teacher,
+            },
+            LossError::Hyperparameter {
+                key,
+                value,
+                requirement,
+            } => LossError::Hyperparameter {
+                key: join(key),
+                value,
+                requirement,
+            },
+            LossError::Missing { key, hint } => LossError::Missing {
+                key: join(key),
+                hint,
             },
         }
     }

@@ -41,12 +41,16 @@
 
 mod cross_entropy;
 mod error;
+mod fitnets;
 #[cfg(test)]
 mod fixture;
+#[cfg(test)]
+mod golden;
 mod kd_logits;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use error::LossError;
+pub use fitnets::{FitNetsLoss, FitNetsLossConfig, fitnets_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
