@@ -47,6 +47,7 @@ mod fixture;
 #[cfg(test)]
 mod golden;
 mod kd_logits;
+mod vid;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use error::LossError;
@@ -55,3 +56,4 @@ pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
 };
+pub use vid::{VidLoss, VidLossConfig, vid_loss};
