@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+mod crd;
 mod cross_entropy;
 mod error;
 mod fitnets;
@@ -49,6 +50,10 @@ mod golden;
 mod kd_logits;
 mod vid;
 
+pub use crd::{
+    CrdLoss, CrdLossConfig, CrdMemory, CrdParts, crd_bank_loss, crd_memory_update, crd_nce_loss,
+    crd_queue_loss, crd_queue_update,
+};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use error::LossError;
 pub use fitnets::{FitNetsLoss, FitNetsLossConfig, fitnets_loss};
