@@ -48,6 +48,7 @@ mod fixture;
 #[cfg(test)]
 mod golden;
 mod kd_logits;
+mod review_kd;
 mod vid;
 
 pub use crd::{
@@ -61,4 +62,5 @@ pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
     KdLogitsLoss, KdLogitsLossConfig, KdLogitsParts, kd_logits_loss, kl_div_logits,
 };
+pub use review_kd::{Abf, ReviewKdLoss, ReviewKdLossConfig, hierarchical_context_loss};
 pub use vid::{VidLoss, VidLossConfig, vid_loss};
