@@ -884,6 +884,28 @@ mod tests {
     }
 
     #[test]
+    fn an_sgd_step_trains_the_heads_but_not_the_memories() {
+        let device = Device::flex().autodiff();
+        device.seed(6);
+        let loss = CrdLossConfig::new()
+            .with_feat_dim(8)
+            .with_memory(CrdMemory::Queue)
+            .with_queue_size(5)
+            .init(&[5], &[7], &device)
+            .unwrap();
+        let student = Tensor::<2>::random([3, 5], Distribution::Default, &device);
+        let teacher = Tensor::<2>::random([3, 7], Distribution::Default, &device.clone().inner());
+        let head = values(loss.embed_s.weight.val());
+        let value = loss.forward(student, teacher, Tensor::from_ints([0, 1, 2], &device));
+        let memory = values(loss.student_memory());
+        let (loss, with_grad) = golden::sgd_step(loss, value);
+        // The weights and biases of both heads; the memories and Z are state, not parameters.
+        assert_eq!(with_grad, 4);
+        assert_ne!(values(loss.embed_s.weight.val()), head);
+        assert_eq!(values(loss.student_memory()), memory);
+    }
+
+    #[test]
     fn negatives_are_drawn_in_range_and_reproducibly() {
         let device = Device::flex().autodiff();
         let config = CrdLossConfig::new().with_feat_dim(4).with_n_data(Some(7));

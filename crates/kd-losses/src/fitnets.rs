@@ -325,6 +325,27 @@ mod tests {
     }
 
     #[test]
+    fn an_sgd_step_trains_the_regressor() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let loss = FitNetsLossConfig::new()
+            .init(&[4, 4, 4], &[6, 2, 2], &device)
+            .unwrap();
+        let student = Tensor::<4>::random([3, 4, 4, 4], Distribution::Default, &device);
+        let teacher =
+            Tensor::<4>::random([3, 6, 2, 2], Distribution::Default, &device.clone().inner());
+        let before = golden::values(loss.conv.as_ref().unwrap().weight.val());
+        let value = loss.forward(student, teacher);
+        let (loss, with_grad) = golden::sgd_step(loss, value);
+        // Conv weight and bias, BatchNorm gamma and beta (not its running statistics).
+        assert_eq!(with_grad, 4);
+        assert_ne!(
+            golden::values(loss.conv.as_ref().unwrap().weight.val()),
+            before
+        );
+    }
+
+    #[test]
     fn a_tracked_teacher_is_detached() {
         let device = Device::flex().autodiff();
         device.seed(7);

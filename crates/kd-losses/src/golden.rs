@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -173,4 +174,13 @@ pub(crate) fn assert_all_close(got: &[f64], want: &[f64], abs: f64, what: &str) 
             (g - w).abs()
         );
     }
+}
+
+/// One plain SGD step (learning rate 0.1) on `module` from `loss`, as the training loop does
+/// for the student; returns the stepped module and how many of its parameters had a gradient.
+pub(crate) fn sgd_step<M: Module>(module: M, loss: Tensor<1>) -> (M, usize) {
+    let grads = GradientsParams::from_grads(loss.backward(), &module);
+    let with_grad = grads.len();
+    let mut optim = SgdConfig::new().init();
+    (optim.step(0.1, module, grads), with_grad)
 }

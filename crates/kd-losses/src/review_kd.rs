@@ -407,6 +407,33 @@ mod tests {
     }
 
     #[test]
+    fn an_sgd_step_trains_every_abf() {
+        let device = Device::flex().autodiff();
+        device.seed(8);
+        let loss = ReviewKdLossConfig::new()
+            .init(
+                &[vec![4, 4, 4], vec![8, 2, 2]],
+                &[vec![6, 4, 4], vec![6, 2, 2]],
+                &device,
+            )
+            .unwrap();
+        let random = |shape: [usize; 4], device: &Device| {
+            Tensor::<4>::random(shape, burn::tensor::Distribution::Default, device)
+        };
+        let students = vec![random([3, 4, 4, 4], &device), random([3, 8, 2, 2], &device)];
+        let teachers = vec![
+            random([3, 6, 4, 4], &device.clone().inner()),
+            random([3, 6, 2, 2], &device.clone().inner()),
+        ];
+        let before = golden::values(loss.abfs()[1].conv1.weight.val());
+        let value = loss.forward(students, teachers);
+        let (loss, with_grad) = golden::sgd_step(loss, value);
+        // Shallow ABF: conv1, bn1 (2), conv2, bn2 (2), att_conv weight and bias; deepest: 6.
+        assert_eq!(with_grad, 8 + 6);
+        assert_ne!(golden::values(loss.abfs()[1].conv1.weight.val()), before);
+    }
+
+    #[test]
     fn hcl_of_equal_maps_is_zero_and_skips_levels_at_or_above_the_height() {
         let device = Device::flex();
         let a = Tensor::<4>::random([2, 3, 4, 4], burn::tensor::Distribution::Default, &device);

@@ -217,6 +217,7 @@ pub fn vid_loss(mean: Tensor<4>, teacher: Tensor<4>, variance: Tensor<1>) -> Ten
 mod tests {
     use super::*;
     use crate::golden::{self, StateDict, TensorJson, assert_scalar_close, assert_tensor_close};
+    use burn::tensor::Distribution;
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -299,6 +300,24 @@ mod tests {
                 &format!("{}: log_scale gradient", case.name),
             );
         }
+    }
+
+    #[test]
+    fn an_sgd_step_trains_the_regressor_and_the_variances() {
+        let device = Device::flex().autodiff();
+        device.seed(4);
+        let loss = VidLossConfig::new()
+            .init(&[4, 4, 4], &[6, 2, 2], &device)
+            .unwrap();
+        let student = Tensor::<4>::random([3, 4, 4, 4], Distribution::Default, &device);
+        let teacher =
+            Tensor::<4>::random([3, 6, 2, 2], Distribution::Default, &device.clone().inner());
+        let before = golden::values(loss.variance());
+        let value = loss.forward(student, teacher);
+        let (loss, with_grad) = golden::sgd_step(loss, value);
+        // Three convolution weights and alpha.
+        assert_eq!(with_grad, 4);
+        assert_ne!(golden::values(loss.variance()), before);
     }
 
     #[test]
