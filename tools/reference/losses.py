@@ -1,7 +1,9 @@
 """Reference values for kd-losses: SuperGradients' KDLogitsLoss and PyTorch's cross entropy.
 
 Writes crates/kd-losses/tests/fixtures/kd_logits.json, then runs loss_bank.main(), which writes
-the fixtures of the ten distillation losses (tools/reference/loss_bank.py). Run with
+the fixtures of the ten distillation losses without trainable parts (tools/reference/loss_bank.py),
+and loss_learnable.main(), which writes those of FitNets, VID, CRD and ReviewKD
+(tools/reference/loss_learnable.py). Run with
 PyTorch 2.9.0:
 
     ~/.kd-refenv/bin/python tools/reference/losses.py
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import loss_bank
+import loss_learnable
 
 SEED = 20240917
 BATCH = 4
@@ -133,6 +136,7 @@ def main():
     OUT.write_text(json.dumps(fixture, indent=1) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(kd_cases)} KD cases, {len(ce_cases)} CE cases)")
     loss_bank.main()
+    loss_learnable.main()
 
 
 if __name__ == "__main__":

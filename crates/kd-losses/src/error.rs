@@ -76,6 +76,26 @@ pub enum LossError {
         /// Why, and what to use instead.
         reason: String,
     },
+    /// Student and teacher lists of feature maps of different lengths (or empty).
+    #[error(
+        "`{key}` has {student} student and {teacher} teacher feature maps: tap the same number of layers (at least one) on both networks, listed shallow to deep"
+    )]
+    StageCount {
+        /// The offending key, such as `features`.
+        key: String,
+        /// The number of student maps.
+        student: usize,
+        /// The number of teacher maps.
+        teacher: usize,
+    },
+    /// A setting without a default that was left unset.
+    #[error("`{key}` is not set: {hint}")]
+    Missing {
+        /// The missing key, such as `n_data`.
+        key: String,
+        /// What to set it to.
+        hint: String,
+    },
 }
 
 impl LossError {
@@ -87,7 +107,9 @@ impl LossError {
             | LossError::Temperature { key, .. }
             | LossError::InvalidValue { key, .. }
             | LossError::IncompatibleShapes { key, .. }
-            | LossError::TooFewClasses { key, .. } => key,
+            | LossError::TooFewClasses { key, .. }
+            | LossError::StageCount { key, .. }
+            | LossError::Missing { key, .. } => key,
         }
     }
 
@@ -149,6 +171,19 @@ impl LossError {
                 min,
                 got,
                 reason,
+            },
+            LossError::StageCount {
+                key,
+                student,
+                teacher,
+            } => LossError::StageCount {
+                key: join(key),
+                student,
+                teacher,
+            },
+            LossError::Missing { key, hint } => LossError::Missing {
+                key: join(key),
+                hint,
             },
         }
     }

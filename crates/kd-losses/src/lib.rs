@@ -27,12 +27,24 @@
 //! | [`PktLoss`] | [`pkt_loss`] | any features | Passalis & Tefas, ECCV 2018 |
 //! | [`CorrelationCongruenceLoss`] | [`correlation_congruence_loss`] | embeddings of equal width | Peng et al., ICCV 2019 |
 //!
+//! Distillation terms with trainable parts (connectors, embedding heads) and state (memory
+//! banks): their configuration's `init(student_shape, teacher_shape, device)` checks the
+//! pairing and builds those parts on the training device, where the optimizer trains them with
+//! the student.
+//!
+//! | Loss | Function | Inputs | Method |
+//! |---|---|---|---|
+//! | [`FitNetsLoss`] | [`fitnets_loss`] | maps or vectors | FitNets hints, Romero et al., ICLR 2015 |
+//! | [`VidLoss`] | [`vid_loss`] | maps | variational information distillation, Ahn et al., CVPR 2019 |
+//! | [`CrdLoss`] | [`crd_nce_loss`] | pooled vectors + sample indices | contrastive representation distillation, Tian et al., ICLR 2020 |
+//! | [`ReviewKdLoss`] | [`hierarchical_context_loss`] | lists of maps | knowledge review, Chen et al., CVPR 2021 |
+//!
 //! Logits are `[batch, num_classes]`, maps `[batch, C, H, W]` (channels may differ, spatial
 //! sizes must match), and "any features" are flattened per sample. The teacher input is always
 //! a constant: it may come from the plain device while the student's is tracked.
 //!
 //! Values and gradients match PyTorch 2.9 (`tools/reference/losses.py`, which also runs
-//! `tools/reference/loss_bank.py`).
+//! `tools/reference/loss_bank.py` and `tools/reference/loss_learnable.py`).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -66,20 +78,26 @@
 mod attention_transfer;
 mod check;
 mod correlation_congruence;
+mod crd;
 mod cross_entropy;
 mod dist;
 mod dkd;
 mod error;
+mod fitnets;
 #[cfg(test)]
 mod fixture;
+#[cfg(test)]
+mod golden;
 mod hinton_kd;
 mod kd_logits;
 mod logit_standardization;
 mod nst;
 mod ops;
 mod pkt;
+mod review_kd;
 mod rkd;
 mod similarity_preserving;
+mod vid;
 
 pub use attention_transfer::{
     AttentionTransferLoss, AttentionTransferLossConfig, attention_transfer_loss,
@@ -87,10 +105,15 @@ pub use attention_transfer::{
 pub use correlation_congruence::{
     CorrelationCongruenceLoss, CorrelationCongruenceLossConfig, correlation_congruence_loss,
 };
+pub use crd::{
+    CrdLoss, CrdLossConfig, CrdMemory, CrdParts, crd_bank_loss, crd_memory_update, crd_nce_loss,
+    crd_queue_loss, crd_queue_update,
+};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig, cross_entropy};
 pub use dist::{DistLoss, DistLossConfig, dist_loss};
 pub use dkd::{DkdLoss, DkdLossConfig, dkd_loss};
 pub use error::LossError;
+pub use fitnets::{FitNetsLoss, FitNetsLossConfig, fitnets_loss};
 pub use hinton_kd::{HintonKdLoss, HintonKdLossConfig, hinton_kd_loss};
 pub use kd_core::{Criterion, KdOutput, LossOutput, Targets};
 pub use kd_logits::{
@@ -101,7 +124,9 @@ pub use logit_standardization::{
 };
 pub use nst::{NstLoss, NstLossConfig, nst_loss};
 pub use pkt::{PktLoss, PktLossConfig, pkt_loss};
+pub use review_kd::{Abf, ReviewKdLoss, ReviewKdLossConfig, hierarchical_context_loss};
 pub use rkd::{RkdLoss, RkdLossConfig, rkd_loss};
 pub use similarity_preserving::{
     SimilarityPreservingLoss, SimilarityPreservingLossConfig, similarity_preserving_loss,
 };
+pub use vid::{VidLoss, VidLossConfig, vid_loss};
