@@ -241,6 +241,8 @@ def tiny_models():
         "resnet8_cifar": ((c := ResNetCifar(8, (16, 16, 32, 64), 10)), c.taps, (2, 3, 32, 32), "pth"),
         "wrn_10_1": ((w := WideResNet(10, 1, 10)), w.taps, (2, 3, 32, 32), "safetensors"),
         "small_cnn_sg": ((q := SmallCnn()), q.taps, (2, 1, 28, 28), "sg"),
+        # A 1000-class teacher for `checkpoint_num_classes` (kd-recipes tests).
+        "small_cnn_1000": ((t := SmallCnn(num_classes=1000)), t.taps, (2, 1, 28, 28), "safetensors"),
     }
 
 

@@ -71,6 +71,14 @@ pub enum RecipeError {
     /// The KD module could not be built.
     #[error(transparent)]
     Kd(#[from] kd_core::KdError),
+    /// Weights could not be read or do not fit the network.
+    #[error("`{key}`: {source}")]
+    Weights {
+        /// The recipe section (`teacher_checkpoint_params`).
+        key: String,
+        /// What went wrong, naming the file, keys and shapes.
+        source: kd_models::WeightsError,
+    },
 }
 
 impl RecipeError {

@@ -29,10 +29,12 @@ mod load;
 pub mod registry;
 mod run;
 pub mod schema;
+mod weights;
 
 pub use data::{DATALOADERS, build_loaders, build_loaders_from, transforms};
 pub use error::RecipeError;
 pub use load::{SHORTCUTS, apply_override, load_recipe, parse_recipe};
 pub use registry::{ARCHITECTURES, Network};
-pub use run::{ReportRow, RunReport, check_recipe, load_weights, run_recipe, training_params};
+pub use run::{ReportRow, RunReport, check_recipe, run_recipe, training_params};
 pub use schema::Recipe;
+pub use weights::{build_network, checkpoint_file, strict_load};

@@ -4,7 +4,10 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::store::{ModuleRecord, RecordError};
 use kd_core::{Feature, ImageClassifier};
-use kd_models::{ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig, SmallCnn, SmallCnnConfig};
+use kd_models::{
+    RESNET_WEIGHTS, ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig, SMALL_CNN_WEIGHTS,
+    SmallCnn, SmallCnnConfig, WRN_WEIGHTS, WeightMap, WideResNet, WideResNetConfig,
+};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
@@ -23,6 +26,8 @@ pub enum Network {
     ResNet(ResNet),
     /// The CIFAR ResNets of the KD literature.
     ResNetCifar(ResNetCifar),
+    /// The CIFAR wide ResNets of the KD literature.
+    WideResNet(WideResNet),
     /// The small Fashion-MNIST student.
     SmallCnn(SmallCnn),
 }
@@ -33,7 +38,27 @@ impl Network {
         match self {
             Network::ResNet(m) => m.conv1.weight.dims()[1],
             Network::ResNetCifar(m) => m.conv1.weight.dims()[1],
+            Network::WideResNet(m) => m.conv1.weight.dims()[1],
             Network::SmallCnn(m) => m.stage1.conv.weight.dims()[1],
+        }
+    }
+
+    /// How PyTorch checkpoints of this network are named.
+    pub fn weight_map(&self) -> WeightMap {
+        match self {
+            Network::ResNet(_) | Network::ResNetCifar(_) => RESNET_WEIGHTS,
+            Network::WideResNet(_) => WRN_WEIGHTS,
+            Network::SmallCnn(_) => SMALL_CNN_WEIGHTS,
+        }
+    }
+
+    /// Replaces the classifier with a freshly initialised one for `num_classes` classes.
+    pub fn replace_head(self, num_classes: usize, device: &Device) -> Self {
+        match self {
+            Network::ResNet(m) => Network::ResNet(m.replace_head(num_classes, device)),
+            Network::ResNetCifar(m) => Network::ResNetCifar(m.replace_head(num_classes, device)),
+            Network::WideResNet(m) => Network::WideResNet(m.replace_head(num_classes, device)),
+            Network::SmallCnn(m) => Network::SmallCnn(m.replace_head(num_classes, device)),
         }
     }
 }
@@ -43,6 +68,7 @@ macro_rules! each {
         match $self {
             Network::ResNet($m) => $e,
             Network::ResNetCifar($m) => $e,
+            Network::WideResNet($m) => $e,
             Network::SmallCnn($m) => $e,
         }
     };
@@ -68,6 +94,7 @@ impl ImageClassifier for Network {
         Ok(match self {
             Network::ResNet(m) => Network::ResNet(m.load_checkpoint_record(record)?),
             Network::ResNetCifar(m) => Network::ResNetCifar(m.load_checkpoint_record(record)?),
+            Network::WideResNet(m) => Network::WideResNet(m.load_checkpoint_record(record)?),
             Network::SmallCnn(m) => Network::SmallCnn(m.load_checkpoint_record(record)?),
         })
     }
@@ -81,12 +108,14 @@ pub enum Family {
     ResNet,
     /// CIFAR ResNet: `num_classes` (100), `in_channels` (3).
     ResNetCifar,
+    /// CIFAR wide ResNet: `num_classes` (100), `in_channels` (3), `drop_rate` (0).
+    WideResNet,
     /// SmallCnn: `num_classes` (10), `in_channels` (1), `widths` ([16, 32, 64]).
     SmallCnn,
 }
 
 /// Every architecture name, its family and a one-line description.
-pub const ARCHITECTURES: [(&str, Family, &str); 17] = [
+pub const ARCHITECTURES: [(&str, Family, &str); 20] = [
     (
         "resnet18",
         Family::ResNet,
@@ -154,6 +183,21 @@ pub const ARCHITECTURES: [(&str, Family, &str); 17] = [
         "CRD's ResNet-32x4 (64/128/256)",
     ),
     (
+        "wrn_16_2",
+        Family::WideResNet,
+        "wide ResNet 16-2 (CRD student)",
+    ),
+    (
+        "wrn_40_1",
+        Family::WideResNet,
+        "wide ResNet 40-1 (CRD student)",
+    ),
+    (
+        "wrn_40_2",
+        Family::WideResNet,
+        "wide ResNet 40-2 (CRD teacher)",
+    ),
+    (
         "small_cnn",
         Family::SmallCnn,
         "three conv-BN-ReLU stages, ~25k parameters",
@@ -182,6 +226,17 @@ struct CifarArchParams {
     num_classes: usize,
     #[serde(default = "c3", alias = "num_input_channels")]
     in_channels: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrnArchParams {
+    #[serde(default = "n100")]
+    num_classes: usize,
+    #[serde(default = "c3", alias = "num_input_channels")]
+    in_channels: usize,
+    #[serde(default, alias = "dropRate")]
+    drop_rate: f64,
 }
 
 #[derive(Deserialize)]
@@ -259,8 +314,24 @@ pub fn lookup(name: &str, key: &str) -> Result<Family, RecipeError> {
         })
 }
 
+/// The class count `arch_params` give architecture `name` (the family's default when unset).
+pub fn num_classes(name: &str, arch_params: &Mapping, key: &str) -> Result<usize, RecipeError> {
+    let family = lookup(name, &format!("{key}_architecture"))?;
+    let params_key = format!("{key}_arch_params");
+    Ok(match family {
+        Family::ResNet => parse_params::<ResNetArchParams>(arch_params, &params_key)?.num_classes,
+        Family::ResNetCifar => {
+            parse_params::<CifarArchParams>(arch_params, &params_key)?.num_classes
+        }
+        Family::WideResNet => parse_params::<WrnArchParams>(arch_params, &params_key)?.num_classes,
+        Family::SmallCnn => {
+            parse_params::<SmallCnnArchParams>(arch_params, &params_key)?.num_classes
+        }
+    })
+}
+
 /// Builds architecture `name` with `arch_params` on `device` (SuperGradients' `models.get`
-/// without the weights; see [`crate::load_weights`]). `key` names the recipe key in errors,
+/// without the weights; see [`crate::build_network`]). `key` names the recipe key in errors,
 /// e.g. `student`.
 pub fn get(
     name: &str,
@@ -304,6 +375,21 @@ pub fn get(
             Network::ResNetCifar(
                 config
                     .with_in_channels(p.in_channels)
+                    .try_init(device)
+                    .map_err(model_err)?,
+            )
+        }
+        Family::WideResNet => {
+            let p: WrnArchParams = parse_params(arch_params, &params_key)?;
+            let config = match name {
+                "wrn_16_2" => WideResNetConfig::wrn_16_2(p.num_classes),
+                "wrn_40_1" => WideResNetConfig::wrn_40_1(p.num_classes),
+                _ => WideResNetConfig::wrn_40_2(p.num_classes),
+            };
+            Network::WideResNet(
+                config
+                    .with_in_channels(p.in_channels)
+                    .with_drop_rate(p.drop_rate)
                     .try_init(device)
                     .map_err(model_err)?,
             )

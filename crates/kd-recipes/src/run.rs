@@ -15,7 +15,8 @@ use kd_trainer::{
 use serde_yaml::Value;
 
 use crate::error::did_you_mean;
-use crate::schema::{AdapterSpec, CheckpointParams, TrainingHyperparams};
+use crate::schema::{AdapterSpec, TrainingHyperparams};
+use crate::weights::{build_network, checkpoint_file};
 use crate::{Network, Recipe, RecipeError, build_loaders, build_loaders_from, registry};
 
 /// One line of the final table.
@@ -353,82 +354,6 @@ fn adapter(
         .transpose()
 }
 
-/// Applies `*_checkpoint_params` to a freshly built network (SuperGradients' `models.get`
-/// loading step). `key` is `student` or `teacher`.
-pub fn load_weights(
-    net: Network,
-    params: &CheckpointParams,
-    key: &str,
-) -> Result<Network, RecipeError> {
-    let section = format!("{key}_checkpoint_params");
-    match &params.strict_load {
-        None | Some(Value::Bool(true)) => {}
-        Some(Value::String(s))
-            if s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("true") => {}
-        Some(other) => {
-            return Err(RecipeError::invalid(
-                &format!("{section}.strict_load"),
-                format!(
-                    "{other:?} is not supported yet: kd loads its own checkpoints strictly (use `true`)"
-                ),
-            ));
-        }
-    }
-    if params.load_backbone == Some(true) {
-        return Err(RecipeError::invalid(
-            &format!("{section}.load_backbone"),
-            "loading only the backbone is not supported yet: remove the key",
-        ));
-    }
-    if let Some(n) = params.checkpoint_num_classes
-        && n != net.num_classes()
-    {
-        return Err(RecipeError::invalid(
-            &format!("{section}.checkpoint_num_classes"),
-            "replacing the head after loading is not supported yet: train with the checkpoint's class count",
-        ));
-    }
-    let path: Option<PathBuf> = match (&params.checkpoint_path, &params.pretrained_weights) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(w)) if Path::new(w).is_file() => Some(PathBuf::from(w)),
-        (None, Some(w)) => {
-            return Err(RecipeError::invalid(
-                &format!("{section}.pretrained_weights"),
-                format!(
-                    "named weights `{w}` cannot be downloaded here: pass a weights file as `checkpoint_path`"
-                ),
-            ));
-        }
-        (None, None) => None,
-    };
-    let Some(path) = path else { return Ok(net) };
-    if !path.is_file() {
-        return Err(RecipeError::invalid(
-            &format!("{section}.checkpoint_path"),
-            format!(
-                "`{}` does not exist: check the path (relative paths start at the working folder)",
-                path.display()
-            ),
-        ));
-    }
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("bpk") => Ok(load_student(net, &path)?),
-        Some(ext @ ("pth" | "pt" | "safetensors")) => Err(RecipeError::invalid(
-            &format!("{section}.checkpoint_path"),
-            format!(
-                "PyTorch `.{ext}` checkpoints are not supported yet: give a kd `ckpt_best.bpk`"
-            ),
-        )),
-        _ => Err(RecipeError::invalid(
-            &format!("{section}.checkpoint_path"),
-            format!(
-                "`{}` is not a kd student checkpoint: give a `ckpt_best.bpk`",
-                path.display()
-            ),
-        )),
-    }
-}
-
 fn check_top_level(recipe: &Recipe) -> Result<(), RecipeError> {
     if let Some(m) = &recipe.multi_gpu
         && !m.eq_ignore_ascii_case("off")
@@ -510,13 +435,13 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     let kd = recipe.teacher_architecture.is_some();
     check_loss_name(th, "training_hyperparams", kd)?;
     let (train, valid) = build_loaders(recipe)?;
-    let student = registry::get(
+    let student = build_network(
         &recipe.student_architecture,
         &recipe.student_arch_params,
+        &recipe.student_checkpoint_params,
         "student",
         device,
     )?;
-    let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
     for (loader, key) in [(&train, "train_dataloader"), (&valid, "val_dataloader")] {
         let [c, _, _] = loader.output_shape();
         if c != student.in_channels() {
@@ -531,6 +456,8 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     }
     if let Some(arch) = &recipe.teacher_architecture {
         kd_loss_config(th)?.init()?;
+        let tcp = &recipe.teacher_checkpoint_params;
+        // Shapes first, on a network without weights; the weights load below.
         let teacher = registry::get(arch, &recipe.teacher_arch_params, "teacher", device)?;
         let c = train.output_shape()[0];
         if teacher.in_channels() != c {
@@ -549,9 +476,8 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
             }
             .into());
         }
-        let tcp = &recipe.teacher_checkpoint_params;
         if tcp.checkpoint_path.is_some() || tcp.pretrained_weights.is_some() {
-            load_weights(teacher, tcp, "teacher")?;
+            build_network(arch, &recipe.teacher_arch_params, tcp, "teacher", device)?;
         } else if let Some(tth) = &recipe.teacher_training_hyperparams {
             training_params(tth, "teacher_training_hyperparams")?;
             check_loss_name(tth, "teacher_training_hyperparams", false)?;
@@ -592,13 +518,13 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
             .with_label_smoothing(th.criterion_params.label_smoothing.unwrap_or(0.0))
             .init()?;
         device.seed(th.seed);
-        let net = registry::get(
+        let net = build_network(
             &recipe.student_architecture,
             &recipe.student_arch_params,
+            &recipe.student_checkpoint_params,
             "student",
             &device,
         )?;
-        let net = load_weights(net, &recipe.student_checkpoint_params, "student")?;
         let n = net.num_params();
         let start = Instant::now();
         let out = Trainer::new(&run_dir, &device).train(net, &params, &ce, &train, &valid)?;
@@ -626,16 +552,17 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
     let tcp = &recipe.teacher_checkpoint_params;
     let has_weights = tcp.checkpoint_path.is_some() || tcp.pretrained_weights.is_some();
     device.seed(th.seed);
-    let teacher = registry::get(
+    let teacher = build_network(
         teacher_arch,
         &recipe.teacher_arch_params,
+        tcp,
         "teacher",
         &device,
     )?;
     let teacher_params = teacher.num_params();
     let (teacher, teacher_row_origin, teacher_seconds, teacher_ckpt) = if has_weights {
-        let path = tcp.checkpoint_path.clone().unwrap_or_default();
-        (load_weights(teacher, tcp, "teacher")?, "loaded", 0.0, path)
+        let path = checkpoint_file(tcp, "teacher_checkpoint_params")?.unwrap_or_default();
+        (teacher, "loaded", 0.0, path)
     } else if let Some(tth) = &recipe.teacher_training_hyperparams {
         check_loss_name(tth, "teacher_training_hyperparams", false)?;
         let best = teacher_dir.join(kd_trainer::BEST_NAME);
@@ -696,13 +623,13 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
 
     // The student, initialised once so the KD and scratch runs start from the same weights.
     device.seed(th.seed.wrapping_add(1));
-    let student = registry::get(
+    let student = build_network(
         &recipe.student_architecture,
         &recipe.student_arch_params,
+        &recipe.student_checkpoint_params,
         "student",
         &device,
     )?;
-    let student = load_weights(student, &recipe.student_checkpoint_params, "student")?;
     let student_params = student.num_params();
     let init_record = student.checkpoint_record();
 
