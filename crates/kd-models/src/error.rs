@@ -17,4 +17,32 @@ pub enum ModelError {
         /// The offending depth.
         depth: usize,
     },
+    /// A configuration value outside its valid range.
+    #[error("`{field}` of {model} is invalid: {reason}")]
+    InvalidConfig {
+        /// The model family, such as `beit`.
+        model: &'static str,
+        /// The offending field, such as `image_size`.
+        field: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An input whose shape the model cannot take.
+    #[error("{model} expects input {expected}, got {found:?}: resize the images or change the config")]
+    InputShape {
+        /// The model family, such as `beit`.
+        model: &'static str,
+        /// The accepted shape, in words.
+        expected: String,
+        /// The offending dimensions.
+        found: Vec<usize>,
+    },
+    /// A state-dict entry that cannot be loaded into the model.
+    #[error("state-dict key `{key}`: {reason}")]
+    StateDict {
+        /// The offending key.
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }

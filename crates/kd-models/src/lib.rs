@@ -11,9 +11,10 @@
 //! | torchvision ResNet-18/34/50/101/152 | [`ResNetConfig`] | [`RESNET_TAPS`] |
 //! | CIFAR ResNet-8..110, 8x4, 32x4 | [`ResNetCifarConfig`] | [`RESNET_CIFAR_TAPS`] |
 //! | three-stage CNN student | [`SmallCnnConfig`] | [`SMALL_CNN_TAPS`] |
+//! | timm BEiT base/large, patch 16, 224 px | [`BeitConfig`] | [`Beit::tap_names`]: `patch_embed`, `blocks.i`, `pre_logits` |
 //!
-//! Field names follow torchvision, so PyTorch state dicts need only the renames of
-//! [`resnet::weights`].
+//! Field names follow torchvision and timm, so PyTorch state dicts need only the renames of
+//! [`resnet::weights`] and the fix-up of [`beit::weights`].
 //!
 //! # Example
 //!
@@ -37,12 +38,18 @@
 //! assert!(matches!(taps[1], Feature::Vector(_)));
 //! ```
 
+pub mod beit;
 mod error;
 pub mod resnet;
 mod resnet_cifar;
 mod small_cnn;
 mod taps;
 
+pub use beit::{
+    BEIT_BLOCK_TAPS, BEIT_MAX_DEPTH, Beit, BeitConfig,
+    pretrained::{PretrainedConfig, beit_pretrained_config},
+    weights::fix_timm_state_dict,
+};
 pub use error::ModelError;
 pub use resnet::{
     BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_TAPS, RESNET18_LAYERS,
