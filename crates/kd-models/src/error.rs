@@ -28,7 +28,9 @@ pub enum ModelError {
         reason: String,
     },
     /// An input whose shape the model cannot take.
-    #[error("{model} expects input {expected}, got {found:?}: resize the images or change the config")]
+    #[error(
+        "{model} expects input {expected}, got {found:?}: resize the images or change the config"
+    )]
     InputShape {
         /// The model family, such as `beit`.
         model: &'static str,

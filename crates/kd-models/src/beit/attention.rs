@@ -188,14 +188,21 @@ mod tests {
 
         // The explicit path, written out.
         let [b, n, c] = [2, 5, 8];
-        let qkv = attn.qkv.forward(x).reshape([b, n, 3, 2, 4]).permute([2, 0, 3, 1, 4]);
+        let qkv = attn
+            .qkv
+            .forward(x)
+            .reshape([b, n, 3, 2, 4])
+            .permute([2, 0, 3, 1, 4]);
         let part = |i: usize| qkv.clone().narrow(0, i, 1).squeeze_dim::<4>(0);
         let q = part(0) + attn.q_bias.as_ref().unwrap().val().reshape([1, 2, 1, 4]);
         let v = part(2) + attn.v_bias.as_ref().unwrap().val().reshape([1, 2, 1, 4]);
         let scores = q.matmul(part(1).swap_dims(2, 3)).mul_scalar(0.5)
             + attn.relative_position_bias().unwrap()
             + shared;
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, n, c]);
+        let context = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, n, c]);
         let explicit = attn.proj.forward(context);
         fused
             .into_data()

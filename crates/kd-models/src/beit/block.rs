@@ -1,6 +1,6 @@
 //! The BEiT transformer block and its parts: the MLP and stochastic depth.
 
-use burn::module::{Param, Flag};
+use burn::module::{Flag, Param};
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -171,7 +171,9 @@ impl Block {
             Some(gamma) => branch * gamma.val().unsqueeze_dims::<3>(&[0, 1]),
             None => branch,
         };
-        let branch = self.attn.forward(self.norm1.forward(x.clone()), shared_bias);
+        let branch = self
+            .attn
+            .forward(self.norm1.forward(x.clone()), shared_bias);
         let x = x + self.drop_path1.forward(scaled(branch, &self.gamma_1));
         let branch = self.mlp.forward(self.norm2.forward(x.clone()));
         x + self.drop_path2.forward(scaled(branch, &self.gamma_2))

@@ -145,7 +145,13 @@ mod tests {
         assert!((var.sqrt() - 0.02).abs() < 0.001, "std {}", var.sqrt());
         let scaled = timm_linear(10, 20, true, 0.5, &device);
         assert_eq!(scaled.weight.val().dims(), [10, 20]);
-        let bias: Vec<f32> = scaled.bias.unwrap().val().into_data().try_into_vec::<f32>().unwrap();
+        let bias: Vec<f32> = scaled
+            .bias
+            .unwrap()
+            .val()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         assert!(bias.iter().all(|&b| b == 0.0));
     }
 }

@@ -70,13 +70,54 @@ pub const BEIT_MAX_DEPTH: usize = 48;
 /// Names of the block taps `blocks.0` .. `blocks.47`; a model of depth `d` offers the first
 /// `d`. `ImageClassifier::tap_names` returns `&'static str`, hence a fixed table.
 pub const BEIT_BLOCK_TAPS: [&str; BEIT_MAX_DEPTH] = [
-    "blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6",
-    "blocks.7", "blocks.8", "blocks.9", "blocks.10", "blocks.11", "blocks.12", "blocks.13",
-    "blocks.14", "blocks.15", "blocks.16", "blocks.17", "blocks.18", "blocks.19", "blocks.20",
-    "blocks.21", "blocks.22", "blocks.23", "blocks.24", "blocks.25", "blocks.26", "blocks.27",
-    "blocks.28", "blocks.29", "blocks.30", "blocks.31", "blocks.32", "blocks.33", "blocks.34",
-    "blocks.35", "blocks.36", "blocks.37", "blocks.38", "blocks.39", "blocks.40", "blocks.41",
-    "blocks.42", "blocks.43", "blocks.44", "blocks.45", "blocks.46", "blocks.47",
+    "blocks.0",
+    "blocks.1",
+    "blocks.2",
+    "blocks.3",
+    "blocks.4",
+    "blocks.5",
+    "blocks.6",
+    "blocks.7",
+    "blocks.8",
+    "blocks.9",
+    "blocks.10",
+    "blocks.11",
+    "blocks.12",
+    "blocks.13",
+    "blocks.14",
+    "blocks.15",
+    "blocks.16",
+    "blocks.17",
+    "blocks.18",
+    "blocks.19",
+    "blocks.20",
+    "blocks.21",
+    "blocks.22",
+    "blocks.23",
+    "blocks.24",
+    "blocks.25",
+    "blocks.26",
+    "blocks.27",
+    "blocks.28",
+    "blocks.29",
+    "blocks.30",
+    "blocks.31",
+    "blocks.32",
+    "blocks.33",
+    "blocks.34",
+    "blocks.35",
+    "blocks.36",
+    "blocks.37",
+    "blocks.38",
+    "blocks.39",
+    "blocks.40",
+    "blocks.41",
+    "blocks.42",
+    "blocks.43",
+    "blocks.44",
+    "blocks.45",
+    "blocks.46",
+    "blocks.47",
 ];
 
 /// Factor timm applies to the initial head weight and bias (`head_init_scale`).
@@ -350,7 +391,7 @@ impl BeitConfig {
                 return Err(zero(field));
             }
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(invalid(
                 "image_size",
                 format!(
@@ -359,7 +400,7 @@ impl BeitConfig {
                 ),
             ));
         }
-        if self.embed_dim % self.num_heads != 0 {
+        if !self.embed_dim.is_multiple_of(self.num_heads) {
             return Err(invalid(
                 "embed_dim",
                 format!(
@@ -720,7 +761,13 @@ mod tests {
             let model = config.init(&device).unwrap().valid();
             assert_eq!(
                 model.tap_names(),
-                vec!["patch_embed", "blocks.0", "blocks.1", "blocks.2", "pre_logits"]
+                vec![
+                    "patch_embed",
+                    "blocks.0",
+                    "blocks.1",
+                    "blocks.2",
+                    "pre_logits"
+                ]
             );
             let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
             let (logits, taps) =
@@ -765,7 +812,12 @@ mod tests {
         assert_eq!((base.mlp_hidden(), base.num_patches()), (3072, 196));
         let large = BeitConfig::beit_large_patch16_224(1000);
         assert_eq!(
-            (large.embed_dim, large.depth, large.num_heads, large.init_values),
+            (
+                large.embed_dim,
+                large.depth,
+                large.num_heads,
+                large.init_values
+            ),
             (1024, 24, 16, Some(1e-5))
         );
         assert!(base.validate().is_ok() && large.validate().is_ok());
@@ -786,12 +838,21 @@ mod tests {
 
     #[test]
     fn drop_path_rates_rise_linearly() {
-        let rates = tiny().with_depth(5).with_drop_path_rate(0.2).drop_path_rates();
+        let rates = tiny()
+            .with_depth(5)
+            .with_drop_path_rate(0.2)
+            .drop_path_rates();
         let want = [0.0, 0.05, 0.1, 0.15, 0.2];
         for (got, want) in rates.iter().zip(want) {
             assert!((got - want).abs() < 1e-12, "{rates:?}");
         }
-        assert_eq!(tiny().with_depth(1).with_drop_path_rate(0.3).drop_path_rates(), [0.0]);
+        assert_eq!(
+            tiny()
+                .with_depth(1)
+                .with_drop_path_rate(0.3)
+                .drop_path_rates(),
+            [0.0]
+        );
         let device = Device::flex();
         let model = tiny().with_drop_path_rate(0.1).init(&device).unwrap();
         let probs: Vec<f64> = model.blocks.iter().map(|b| b.drop_path2.prob).collect();
@@ -823,7 +884,12 @@ mod tests {
         let gamma = model.blocks[0].gamma_2.as_ref().unwrap().val();
         assert_eq!(gamma.clone().min().into_scalar::<f32>(), 0.1);
         assert_eq!(gamma.max().into_scalar::<f32>(), 0.1);
-        let table = model.blocks[0].attn.relative_position_bias_table.as_ref().unwrap().val();
+        let table = model.blocks[0]
+            .attn
+            .relative_position_bias_table
+            .as_ref()
+            .unwrap()
+            .val();
         assert_eq!(table.dims(), [27 * 27 + 3, 12]);
         assert_eq!(table.abs().max().into_scalar::<f32>(), 0.0);
     }
@@ -837,8 +903,14 @@ mod tests {
             (tiny().with_num_heads(5), "not divisible by num_heads 5"),
             (tiny().with_depth(49), "use at most 48"),
             (tiny().with_mlp_ratio(0.0), "mlp_ratio"),
-            (tiny().with_init_values(Some(0.0)), "or None for no layer scale"),
-            (tiny().with_drop_path_rate(1.0), "`drop_path_rate` of beit is invalid"),
+            (
+                tiny().with_init_values(Some(0.0)),
+                "or None for no layer scale",
+            ),
+            (
+                tiny().with_drop_path_rate(1.0),
+                "`drop_path_rate` of beit is invalid",
+            ),
             (tiny().with_global_pool("max"), "unknown pooling `max`"),
             (tiny().with_layer_norm_eps(-1.0), "layer_norm_eps"),
         ];

@@ -42,7 +42,8 @@ mod tests {
     fn tokens_follow_row_major_patches() {
         let device = Device::flex();
         let embed = PatchEmbed::new(4, 1, 2, &device);
-        let image = Tensor::<4>::random([1, 1, 8, 12], burn::tensor::Distribution::Default, &device);
+        let image =
+            Tensor::<4>::random([1, 1, 8, 12], burn::tensor::Distribution::Default, &device);
         let tokens = embed.forward(image.clone());
         assert_eq!(tokens.dims(), [1, 6, 2]);
         // Token 4 is the patch at row 1, column 1.

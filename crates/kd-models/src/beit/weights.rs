@@ -125,7 +125,10 @@ fn drop_relative_position_index(
             ));
         }
         let values = data.try_to_vec_as::<i64>().map_err(|err| {
-            state_error(&key, format!("cannot be read as integers ({err:?}): re-export it"))
+            state_error(
+                &key,
+                format!("cannot be read as integers ({err:?}): re-export it"),
+            )
         })?;
         if let Some(at) = values.iter().zip(&expected).position(|(a, b)| a != b) {
             return Err(state_error(
@@ -193,7 +196,10 @@ fn split_fused_qkv_bias(
         }
         let dtype = data.dtype();
         let values = data.try_to_vec_as::<f64>().map_err(|err| {
-            state_error(&key, format!("cannot be read as floats ({err:?}): re-export it"))
+            state_error(
+                &key,
+                format!("cannot be read as floats ({err:?}): re-export it"),
+            )
         })?;
         let (q, rest) = values.split_at(dim);
         let (k, v) = rest.split_at(dim);
@@ -224,7 +230,9 @@ fn split_fused_qkv_bias(
             if state.contains_key(&target) {
                 return Err(state_error(
                     &key,
-                    format!("present beside `{target}`: keep either the fused or the separate biases"),
+                    format!(
+                        "present beside `{target}`: keep either the fused or the separate biases"
+                    ),
                 ));
             }
             let data = TensorData::new(values.to_vec(), [dim])
@@ -265,9 +273,18 @@ mod tests {
     #[test]
     fn drops_matching_index_buffers_and_refuses_others() {
         let mut state = BTreeMap::from([
-            ("blocks.0.attn.relative_position_index".to_string(), timm_index()),
-            ("rel_pos_bias.relative_position_index".to_string(), timm_index()),
-            ("cls_token".to_string(), TensorData::new(vec![0f32; 4], [1, 1, 4])),
+            (
+                "blocks.0.attn.relative_position_index".to_string(),
+                timm_index(),
+            ),
+            (
+                "rel_pos_bias.relative_position_index".to_string(),
+                timm_index(),
+            ),
+            (
+                "cls_token".to_string(),
+                TensorData::new(vec![0f32; 4], [1, 1, 4]),
+            ),
         ]);
         fix_timm_state_dict(&mut state, &config()).unwrap();
         assert_eq!(state.keys().collect::<Vec<_>>(), ["cls_token"]);
@@ -278,8 +295,13 @@ mod tests {
             "blocks.1.attn.relative_position_index".to_string(),
             TensorData::new(wrong, [10, 10]),
         )]);
-        let err = fix_timm_state_dict(&mut state, &config()).unwrap_err().to_string();
-        assert!(err.contains("blocks.1.attn.relative_position_index"), "{err}");
+        let err = fix_timm_state_dict(&mut state, &config())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("blocks.1.attn.relative_position_index"),
+            "{err}"
+        );
         assert!(err.contains("position 17"), "{err}");
 
         // A 4x4 grid's index does not fit a 3x3 grid.
@@ -287,8 +309,13 @@ mod tests {
             "blocks.0.attn.relative_position_index".to_string(),
             TensorData::new(relative_position_index([4, 4]), [17, 17]),
         )]);
-        let err = fix_timm_state_dict(&mut state, &config()).unwrap_err().to_string();
-        assert!(err.contains("is not [10, 10] for a 3x3 patch grid"), "{err}");
+        let err = fix_timm_state_dict(&mut state, &config())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not [10, 10] for a 3x3 patch grid"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -316,10 +343,18 @@ mod tests {
         // Both kinds of table at once are ambiguous.
         let mut state = BTreeMap::from([
             (SHARED_TABLE_KEY.to_string(), table.clone()),
-            ("blocks.1.attn.relative_position_bias_table".to_string(), table),
+            (
+                "blocks.1.attn.relative_position_bias_table".to_string(),
+                table,
+            ),
         ]);
-        let err = fix_timm_state_dict(&mut state, &config()).unwrap_err().to_string();
-        assert!(err.contains("`blocks.1.attn.relative_position_bias_table`"), "{err}");
+        let err = fix_timm_state_dict(&mut state, &config())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`blocks.1.attn.relative_position_bias_table`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -343,15 +378,25 @@ mod tests {
             "blocks.0.attn.qkv.bias".to_string(),
             TensorData::new(with_k, [12]),
         )]);
-        let err = fix_timm_state_dict(&mut state, &config()).unwrap_err().to_string();
+        let err = fix_timm_state_dict(&mut state, &config())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`blocks.0.attn.qkv.bias`"), "{err}");
         assert!(err.contains("key bias element 2 is 0.5"), "{err}");
 
         let mut state = BTreeMap::from([
-            ("blocks.0.attn.qkv.bias".to_string(), TensorData::new(fused.clone(), [12])),
-            ("blocks.0.attn.q_bias".to_string(), TensorData::new(vec![0f32; 4], [4])),
+            (
+                "blocks.0.attn.qkv.bias".to_string(),
+                TensorData::new(fused.clone(), [12]),
+            ),
+            (
+                "blocks.0.attn.q_bias".to_string(),
+                TensorData::new(vec![0f32; 4], [4]),
+            ),
         ]);
-        let err = fix_timm_state_dict(&mut state, &config()).unwrap_err().to_string();
+        let err = fix_timm_state_dict(&mut state, &config())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("beside `blocks.0.attn.q_bias`"), "{err}");
 
         // Without qkv_bias, zeros are dropped and values refused.
@@ -366,7 +411,9 @@ mod tests {
             "blocks.0.attn.qkv.bias".to_string(),
             TensorData::new(fused, [12]),
         )]);
-        let err = fix_timm_state_dict(&mut state, &no_bias).unwrap_err().to_string();
+        let err = fix_timm_state_dict(&mut state, &no_bias)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("set qkv_bias to true"), "{err}");
     }
 
@@ -384,7 +431,9 @@ mod tests {
             ["blocks.0.gamma_1", "fc.weight"]
         );
         assert_eq!(remap_timm_keys(state.clone()).unwrap().len(), 2);
-        let err = remap_keys(state.clone(), &[(r"^.*$", "x")]).unwrap_err().to_string();
+        let err = remap_keys(state.clone(), &[(r"^.*$", "x")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("another key also becomes"), "{err}");
         let err = remap_keys(state, &[("(", "x")]).unwrap_err().to_string();
         assert!(err.contains("invalid key pattern"), "{err}");
