@@ -35,6 +35,36 @@ pub enum ModelError {
         /// The offending value.
         value: f64,
     },
+    /// A configuration value outside its valid range.
+    #[error("`{field}` of {model} is invalid: {reason}")]
+    InvalidConfig {
+        /// The model family, such as `beit`.
+        model: &'static str,
+        /// The offending field, such as `image_size`.
+        field: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An input whose shape the model cannot take.
+    #[error(
+        "{model} expects input {expected}, got {found:?}: resize the images or change the config"
+    )]
+    InputShape {
+        /// The model family, such as `beit`.
+        model: &'static str,
+        /// The accepted shape, in words.
+        expected: String,
+        /// The offending dimensions.
+        found: Vec<usize>,
+    },
+    /// A state-dict entry that cannot be loaded into the model.
+    #[error("state-dict key `{key}`: {reason}")]
+    StateDict {
+        /// The offending key.
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }
 
 /// Errors raised while reading a checkpoint or loading it into a model.
@@ -75,6 +105,16 @@ pub enum WeightsError {
         pattern: String,
         /// The regex error.
         message: String,
+    },
+    /// The key map renames two checkpoint keys to the same name.
+    #[error(
+        "two checkpoint keys both become `{renamed}` under the key map (one is `{key}`): fix the key map"
+    )]
+    KeyCollision {
+        /// The second key that maps to `renamed`.
+        key: String,
+        /// The shared new name.
+        renamed: String,
     },
     /// Key matching needs as many checkpoint tensors as model parameters.
     #[error(

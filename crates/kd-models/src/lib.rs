@@ -12,9 +12,10 @@
 //! | CIFAR ResNet-8..110, 8x4, 32x4 | [`ResNetCifarConfig`] | [`RESNET_CIFAR_TAPS`] |
 //! | CIFAR wide ResNets WRN-16-2, 40-1, 40-2 | [`WideResNetConfig`] | [`WRN_TAPS`] |
 //! | three-stage CNN student | [`SmallCnnConfig`] | [`SMALL_CNN_TAPS`] |
+//! | timm BEiT base/large, patch 16, 224 px | [`BeitConfig`] | [`Beit::tap_names`]: `patch_embed`, `blocks.i`, `pre_logits` |
 //!
-//! Field names follow torchvision, so PyTorch state dicts need only the renames of
-//! [`resnet::weights`].
+//! Field names follow torchvision and timm, so PyTorch state dicts need only the renames of
+//! [`resnet::weights`] and the fix-up of [`beit::weights`].
 //!
 //! # Example
 //!
@@ -38,6 +39,7 @@
 //! assert!(matches!(taps[1], Feature::Vector(_)));
 //! ```
 
+pub mod beit;
 mod error;
 mod head;
 mod load;
@@ -48,6 +50,11 @@ mod state_dict;
 mod taps;
 pub mod wrn;
 
+pub use beit::{
+    BEIT_BLOCK_TAPS, BEIT_MAX_DEPTH, Beit, BeitConfig,
+    pretrained::{PretrainedConfig, beit_pretrained_config},
+    weights::fix_timm_state_dict,
+};
 pub use error::{ModelError, WeightsError};
 pub use load::{
     LoadOptions, LoadReport, StrictLoad, WeightMap, apply_key_map, load_state_dict,

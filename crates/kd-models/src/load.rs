@@ -146,6 +146,9 @@ pub fn apply_key_map(
         let new = compiled.iter().fold(key.clone(), |k, (re, to)| {
             re.replace_all(&k, *to).into_owned()
         });
+        if out.contains_key(&new) {
+            return Err(WeightsError::KeyCollision { key, renamed: new });
+        }
         if new != key {
             renamed.push((key, new.clone()));
         }
@@ -330,6 +333,12 @@ mod tests {
         assert_eq!(renamed.len(), 2);
         let err = apply_key_map(StateDict::new(), &[("(", "")]).unwrap_err();
         assert!(err.to_string().contains("`(`"), "{err}");
+        let two: StateDict = ["a.weight", "b.weight"]
+            .iter()
+            .map(|k| (k.to_string(), TensorData::new(vec![0f32], [1])))
+            .collect();
+        let err = apply_key_map(two, &[(r"^.*$", "x")]).unwrap_err();
+        assert!(err.to_string().contains("both become `x`"), "{err}");
     }
 
     #[test]
