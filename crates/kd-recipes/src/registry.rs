@@ -4,9 +4,11 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::store::{ModuleRecord, RecordError};
 use kd_core::{Feature, ImageClassifier};
+use kd_models::beit::weights::BEIT_WEIGHTS;
 use kd_models::{
-    RESNET_WEIGHTS, ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig, SMALL_CNN_WEIGHTS,
-    SmallCnn, SmallCnnConfig, WRN_WEIGHTS, WeightMap, WideResNet, WideResNetConfig,
+    Beit, BeitConfig, RESNET_WEIGHTS, ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig,
+    SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig, WRN_WEIGHTS, WeightMap, WideResNet,
+    WideResNetConfig,
 };
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
@@ -30,6 +32,8 @@ pub enum Network {
     WideResNet(WideResNet),
     /// The small Fashion-MNIST student.
     SmallCnn(SmallCnn),
+    /// timm's BEiT vision transformers.
+    Beit(Beit),
 }
 
 impl Network {
@@ -40,6 +44,7 @@ impl Network {
             Network::ResNetCifar(m) => m.conv1.weight.dims()[1],
             Network::WideResNet(m) => m.conv1.weight.dims()[1],
             Network::SmallCnn(m) => m.stage1.conv.weight.dims()[1],
+            Network::Beit(m) => m.config.in_chans,
         }
     }
 
@@ -49,6 +54,7 @@ impl Network {
             Network::ResNet(_) | Network::ResNetCifar(_) => RESNET_WEIGHTS,
             Network::WideResNet(_) => WRN_WEIGHTS,
             Network::SmallCnn(_) => SMALL_CNN_WEIGHTS,
+            Network::Beit(_) => BEIT_WEIGHTS,
         }
     }
 
@@ -59,6 +65,19 @@ impl Network {
             Network::ResNetCifar(m) => Network::ResNetCifar(m.replace_head(num_classes, device)),
             Network::WideResNet(m) => Network::WideResNet(m.replace_head(num_classes, device)),
             Network::SmallCnn(m) => Network::SmallCnn(m.replace_head(num_classes, device)),
+            Network::Beit(m) => Network::Beit(m.replace_head(num_classes, device)),
+        }
+    }
+
+    /// Brings a PyTorch state dict to what the network holds, before its key map applies
+    /// (BEiT: relative-position buffers, shared tables, fused qkv biases).
+    pub fn fix_state_dict(
+        &self,
+        state: &mut kd_models::StateDict,
+    ) -> Result<(), kd_models::ModelError> {
+        match self {
+            Network::Beit(m) => kd_models::beit::weights::fix_timm_state_dict(state, &m.config),
+            _ => Ok(()),
         }
     }
 }
@@ -70,6 +89,7 @@ macro_rules! each {
             Network::ResNetCifar($m) => $e,
             Network::WideResNet($m) => $e,
             Network::SmallCnn($m) => $e,
+            Network::Beit($m) => $e,
         }
     };
 }
@@ -96,6 +116,7 @@ impl ImageClassifier for Network {
             Network::ResNetCifar(m) => Network::ResNetCifar(m.load_checkpoint_record(record)?),
             Network::WideResNet(m) => Network::WideResNet(m.load_checkpoint_record(record)?),
             Network::SmallCnn(m) => Network::SmallCnn(m.load_checkpoint_record(record)?),
+            Network::Beit(m) => Network::Beit(m.load_checkpoint_record(record)?),
         })
     }
 }
@@ -112,10 +133,12 @@ pub enum Family {
     WideResNet,
     /// SmallCnn: `num_classes` (10), `in_channels` (1), `widths` ([16, 32, 64]).
     SmallCnn,
+    /// BEiT: every field of `kd_models::BeitConfig`, over the named variant's values.
+    Beit,
 }
 
 /// Every architecture name, its family and a one-line description.
-pub const ARCHITECTURES: [(&str, Family, &str); 20] = [
+pub const ARCHITECTURES: [(&str, Family, &str); 22] = [
     (
         "resnet18",
         Family::ResNet,
@@ -203,6 +226,16 @@ pub const ARCHITECTURES: [(&str, Family, &str); 20] = [
         "three conv-BN-ReLU stages, ~25k parameters",
     ),
     ("smallcnn", Family::SmallCnn, "alias of small_cnn"),
+    (
+        "beit_base_patch16_224",
+        Family::Beit,
+        "timm BEiT-base, patch 16, 224 px (86M parameters)",
+    ),
+    (
+        "beit_large_patch16_224",
+        Family::Beit,
+        "timm BEiT-large, patch 16, 224 px (304M parameters)",
+    ),
     ("simple_cnn", Family::SmallCnn, "alias of small_cnn"),
 ];
 
@@ -248,6 +281,31 @@ struct SmallCnnArchParams {
     in_channels: usize,
     #[serde(default)]
     widths: Option<[usize; 3]>,
+}
+
+/// A BEiT config: the named variant's values, overridden by `arch_params` (SuperGradients'
+/// `in_channels`/`num_input_channels` are accepted for `in_chans`).
+fn beit_config(name: &str, arch_params: &Mapping, key: &str) -> Result<BeitConfig, RecipeError> {
+    let base = match name {
+        "beit_large_patch16_224" => BeitConfig::beit_large_patch16_224(1000),
+        _ => BeitConfig::beit_base_patch16_224(1000),
+    };
+    let Value::Mapping(mut merged) = serde_yaml::to_value(&base)
+        .map_err(|e| RecipeError::invalid(key, format!("cannot represent the BEiT config: {e}")))?
+    else {
+        return Err(RecipeError::invalid(
+            key,
+            "the BEiT config is not a mapping",
+        ));
+    };
+    for (k, v) in arch_params {
+        let k = match k.as_str() {
+            Some("in_channels" | "num_input_channels") => Value::from("in_chans"),
+            _ => k.clone(),
+        };
+        merged.insert(k, v.clone());
+    }
+    parse_params(&merged, key)
 }
 
 fn n1000() -> usize {
@@ -327,6 +385,7 @@ pub fn num_classes(name: &str, arch_params: &Mapping, key: &str) -> Result<usize
         Family::SmallCnn => {
             parse_params::<SmallCnnArchParams>(arch_params, &params_key)?.num_classes
         }
+        Family::Beit => beit_config(name, arch_params, &params_key)?.num_classes,
     })
 }
 
@@ -394,6 +453,11 @@ pub fn get(
                     .map_err(model_err)?,
             )
         }
+        Family::Beit => Network::Beit(
+            beit_config(name, arch_params, &params_key)?
+                .init(device)
+                .map_err(model_err)?,
+        ),
         Family::SmallCnn => {
             let p: SmallCnnArchParams = parse_params(arch_params, &params_key)?;
             let mut config = SmallCnnConfig::new(p.in_channels, p.num_classes);

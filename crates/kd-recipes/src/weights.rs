@@ -154,7 +154,9 @@ fn load_into(
         key: section.to_string(),
         source,
     };
-    let (state, source) = read_state_dict(path).map_err(weights_err)?;
+    let (mut state, source) = read_state_dict(path).map_err(weights_err)?;
+    net.fix_state_dict(&mut state)
+        .map_err(|e| RecipeError::invalid(section, format!("{}: {e}", path.display())))?;
     let options = LoadOptions {
         strict,
         load_backbone,

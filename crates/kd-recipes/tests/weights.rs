@@ -125,3 +125,48 @@ fn pretrained_weights_is_a_path_alias() {
         "{err}"
     );
 }
+
+/// A timm BEiT checkpoint loads through the registry: arch params override the named
+/// variant, the timm fix-ups run, and the logits equal timm's.
+#[test]
+fn beit_from_the_registry_matches_timm() {
+    let device = Device::flex();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("beit_rel_ls_avg.json")).unwrap())
+            .unwrap();
+    let arch_params: Mapping = serde_json::from_value(meta["config"].clone()).unwrap();
+    let path = fixture("beit_rel_ls_avg.safetensors");
+    let p = params(&format!("{{checkpoint_path: {}}}", path.display()));
+    let net = build_network(
+        "beit_base_patch16_224",
+        &arch_params,
+        &p,
+        "teacher",
+        &device,
+    )
+    .unwrap()
+    .valid();
+    let (io, _) = read_state_dict(&fixture("beit_rel_ls_avg_io.safetensors")).unwrap();
+    let logits = net
+        .forward(Tensor::<4>::from_data(io["input"].clone(), &device))
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let want = io["logits"].clone().try_into_vec::<f32>().unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = logits
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff / scale <= 1e-4, "relative error {}", diff / scale);
+    let err = build_network(
+        "beit_base_patch16_224",
+        &serde_yaml::from_str("{embed_dims: 64}").unwrap(),
+        &CheckpointParams::default(),
+        "teacher",
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("did you mean `embed_dim`"), "{err}");
+}

@@ -651,6 +651,15 @@ impl Beit {
         self.forward_head(self.forward_features(x))
     }
 
+    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
+    /// (timm's head initialisation), keeping every other weight.
+    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
+        let dim = self.config.embed_dim;
+        self.head = timm_linear(dim, num_classes, true, TIMM_HEAD_INIT_SCALE, device);
+        self.config.num_classes = num_classes;
+        self
+    }
+
     /// Logits plus the requested taps (see [`Beit::tap_names`]) from one forward pass, or an
     /// error naming an unknown tap.
     pub fn try_forward_with_taps(
