@@ -14,6 +14,15 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// The same feature, detached from the autodiff graph.
+    pub fn detach(self) -> Self {
+        match self {
+            Feature::Map(t) => Feature::Map(t.detach()),
+            Feature::Tokens(t) => Feature::Tokens(t.detach()),
+            Feature::Vector(t) => Feature::Vector(t.detach()),
+        }
+    }
+
     /// The tensor's dimensions.
     pub fn dims(&self) -> Vec<usize> {
         match self {

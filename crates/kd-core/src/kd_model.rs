@@ -1,7 +1,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 
-use crate::{ImageClassifier, InputAdapter, KdError, KdOutput};
+use crate::{Feature, ImageClassifier, InputAdapter, KdError, KdOutput};
 
 /// A module that runs a student and a frozen teacher on the same batch.
 ///
@@ -105,20 +105,7 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
     type Student = S;
 
     fn forward(&self, x: Tensor<4>) -> KdOutput<Tensor<2>> {
-        let teacher_x = if self.run_teacher_on_eval {
-            x.clone().without_autodiff()
-        } else {
-            // The batch is an untracked leaf: nothing the teacher computes is recorded.
-            x.clone().detach()
-        };
-        let teacher_x = match &self.teacher_input_adapter {
-            Some(a) => a.forward(teacher_x),
-            None => teacher_x,
-        };
-        let student_x = match &self.student_input_adapter {
-            Some(a) => a.forward(x),
-            None => x,
-        };
+        let (student_x, teacher_x) = self.inputs(x);
         let teacher_output = self.teacher.forward(teacher_x).detach();
         let student_output = self.student.forward(student_x);
         KdOutput {
@@ -133,5 +120,47 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
 
     fn student(&self) -> &S {
         &self.student
+    }
+}
+
+impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
+    /// The student's and the teacher's inputs, after their adapters. The teacher's input is
+    /// untracked, so nothing the teacher computes is recorded.
+    fn inputs(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let teacher_x = if self.run_teacher_on_eval {
+            x.clone().without_autodiff()
+        } else {
+            // The batch is an untracked leaf: nothing the teacher computes is recorded.
+            x.clone().detach()
+        };
+        let teacher_x = match &self.teacher_input_adapter {
+            Some(a) => a.forward(teacher_x),
+            None => teacher_x,
+        };
+        let student_x = match &self.student_input_adapter {
+            Some(a) => a.forward(x),
+            None => x,
+        };
+        (student_x, teacher_x)
+    }
+
+    /// Both networks' logits plus the requested feature taps, from one forward pass each;
+    /// the teacher's outputs are detached. Tap names must have been checked with
+    /// [`crate::check_taps`] when the run was built.
+    pub fn forward_with_taps(
+        &self,
+        x: Tensor<4>,
+        student_taps: &[&str],
+        teacher_taps: &[&str],
+    ) -> KdOutput<(Tensor<2>, Vec<Feature>)> {
+        let (student_x, teacher_x) = self.inputs(x);
+        let (teacher_logits, teacher_features) =
+            self.teacher.forward_with_taps(teacher_x, teacher_taps);
+        let teacher_features = teacher_features.into_iter().map(Feature::detach).collect();
+        let student_output = self.student.forward_with_taps(student_x, student_taps);
+        KdOutput {
+            student_output,
+            teacher_output: (teacher_logits.detach(), teacher_features),
+        }
     }
 }

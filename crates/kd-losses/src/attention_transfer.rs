@@ -5,7 +5,8 @@ use crate::ops::normalize_last;
 use crate::{LossError, check};
 
 /// Configuration of an [`AttentionTransferLoss`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AttentionTransferLossConfig {
     /// Exponent `p` of the attention map `Σ_c |A_c|^p`, at least 1. Default: 2, the paper's
     /// choice.

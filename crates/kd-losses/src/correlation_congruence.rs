@@ -5,7 +5,8 @@ use crate::ops::{flatten_per_sample, normalize_last};
 use crate::{LossError, check};
 
 /// Configuration of a [`CorrelationCongruenceLoss`], with the paper's defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CorrelationCongruenceLossConfig {
     /// Width `γ` of the Gaussian RBF kernel `exp(−γ‖x − y‖²)`. Default: 0.4.
     pub gamma: f64,

@@ -9,7 +9,8 @@ use crate::LossError;
 const NCE_EPS: f64 = 1e-7;
 
 /// Where a [`CrdLoss`] keeps the embeddings it contrasts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CrdMemory {
     /// The paper's memory banks: one row per training sample and side, `[n_data, feat_dim]`
     /// each, momentum-updated at the batch's sample indices; `nce_k` negatives are drawn
@@ -24,7 +25,8 @@ pub enum CrdMemory {
 }
 
 /// Configuration of a [`CrdLoss`], with the paper's names and defaults (RepDistiller's `opt`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CrdLossConfig {
     /// Embedding size of both heads and memory rows. Default: 128.
     pub feat_dim: usize,

@@ -7,7 +7,8 @@ use crate::LossError;
 
 /// Configuration of a [`CrossEntropyLoss`], PyTorch's `nn.CrossEntropyLoss` options that
 /// SuperGradients' classification recipes use.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CrossEntropyLossConfig {
     /// Label smoothing `eps` in `[0, 1)`; the targets become `(1 - eps)·y + eps / C`.
     /// Default: 0 (no smoothing).

@@ -9,7 +9,8 @@ use crate::{LossError, check};
 const EPS: f64 = 1e-8;
 
 /// Configuration of a [`DistLoss`], with the paper's defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DistLossConfig {
     /// Weight `β` of the inter-class relation (per sample, across classes). Default: 1.
     pub beta: f64,

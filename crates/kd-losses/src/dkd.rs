@@ -9,7 +9,8 @@ use crate::{LossError, check};
 const MIN_CLASSES: usize = 3;
 
 /// Configuration of a [`DkdLoss`], with the paper's CIFAR-100 defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DkdLossConfig {
     /// Weight `α` of the target-class term (TCKD). Default: 1.
     pub alpha: f64,

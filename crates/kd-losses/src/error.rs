@@ -96,6 +96,16 @@ pub enum LossError {
         /// What to set it to.
         hint: String,
     },
+    /// An error in one term of a composed loss.
+    #[error("`terms[{index}]` ({name}): {source}")]
+    InTerm {
+        /// The term's position.
+        index: usize,
+        /// The term's method name.
+        name: &'static str,
+        /// What is wrong with it.
+        source: Box<LossError>,
+    },
 }
 
 impl LossError {
@@ -110,6 +120,7 @@ impl LossError {
             | LossError::TooFewClasses { key, .. }
             | LossError::StageCount { key, .. }
             | LossError::Missing { key, .. } => key,
+            LossError::InTerm { source, .. } => source.key(),
         }
     }
 
@@ -180,6 +191,15 @@ impl LossError {
                 key: join(key),
                 student,
                 teacher,
+            },
+            LossError::InTerm {
+                index,
+                name,
+                source,
+            } => LossError::InTerm {
+                index,
+                name,
+                source: Box::new(source.prefixed(prefix)),
             },
             LossError::Missing { key, hint } => LossError::Missing {
                 key: join(key),

@@ -7,7 +7,8 @@ use burn::tensor::activation::relu;
 use crate::LossError;
 
 /// Configuration of a [`FitNetsLoss`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FitNetsLossConfig {
     /// Whether the regressor ends with a ReLU. Default: `true`, as RepDistiller's `ConvReg`
     /// (`use_relu=True`) and the paper, which gives the regressor the hint layer's

@@ -4,7 +4,8 @@ use burn::prelude::*;
 use crate::{LossError, check, kl_div_logits};
 
 /// Configuration of a [`HintonKdLoss`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HintonKdLossConfig {
     /// Temperature `T` that softens both distributions. Default: 4, the value of the CIFAR-100
     /// benchmarks (CRD, DKD); the paper explores several temperatures.

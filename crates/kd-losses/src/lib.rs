@@ -77,6 +77,7 @@
 
 mod attention_transfer;
 mod check;
+mod composite;
 mod correlation_congruence;
 mod crd;
 mod cross_entropy;
@@ -101,6 +102,10 @@ mod vid;
 
 pub use attention_transfer::{
     AttentionTransferLoss, AttentionTransferLossConfig, attention_transfer_loss,
+};
+pub use composite::{
+    DistillationLoss, DistillationLossConfig, LOGITS_TAP, MethodConfig, TERM_NAMES, TapShapes,
+    TappedOutput, Term, TermConfig, TermContext, TermKind,
 };
 pub use correlation_congruence::{
     CorrelationCongruenceLoss, CorrelationCongruenceLossConfig, correlation_congruence_loss,

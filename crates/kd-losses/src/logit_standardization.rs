@@ -8,7 +8,8 @@ use crate::{LossError, check, kl_div_logits};
 const EPS: f64 = 1e-7;
 
 /// Configuration of a [`LogitStandardizedKdLoss`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogitStandardizedKdLossConfig {
     /// Base temperature `T` applied to the standardized logits; the loss is multiplied by `T²`.
     /// Default: 2, the paper's CIFAR-100 setting for KD.

@@ -5,7 +5,8 @@ use crate::ops::normalize_last;
 use crate::{LossError, check};
 
 /// Configuration of an [`NstLoss`]: the polynomial kernel `k(x, y) = (xᵀy + c)^d`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NstLossConfig {
     /// Degree `d` of the kernel, at least 1. Default: 2, the paper's choice.
     pub degree: u32,

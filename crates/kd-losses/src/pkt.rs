@@ -5,7 +5,8 @@ use crate::ops::{flatten_per_sample, norm_last};
 use crate::{LossError, check};
 
 /// Configuration of a [`PktLoss`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PktLossConfig {
     /// The `ε` added to the norms and inside the logarithm. Default: 1e-7, the authors' code.
     pub eps: f64,

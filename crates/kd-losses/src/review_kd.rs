@@ -12,7 +12,8 @@ use crate::LossError;
 const HCL_LEVELS: [usize; 3] = [4, 2, 1];
 
 /// Configuration of a [`ReviewKdLoss`].
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReviewKdLossConfig {
     /// Channels of the fused features inside every ABF. `None` (the default) uses
     /// `min(512, channels of the deepest student map)`, the rule of the paper's CIFAR code; its

@@ -5,7 +5,8 @@ use crate::ops::{flatten_per_sample, normalize_last};
 use crate::{LossError, check};
 
 /// Configuration of an [`RkdLoss`]: the weights of its distance and angle terms.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RkdLossConfig {
     /// Weight `w_d` of the distance term. Default: 25.
     pub distance_weight: f64,

@@ -7,7 +7,8 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use crate::LossError;
 
 /// Configuration of a [`VidLoss`], with the defaults of the paper's code (RepDistiller).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct VidLossConfig {
     /// Width of the regressor's two hidden 1×1 convolutions. `None` (the default) uses the
     /// teacher's channel count, as RepDistiller does (`VIDLoss(s_C, t_C, t_C)`).

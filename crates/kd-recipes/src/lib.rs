@@ -26,6 +26,7 @@
 mod data;
 mod error;
 mod load;
+mod losses;
 pub mod registry;
 mod run;
 pub mod schema;
@@ -34,6 +35,10 @@ mod weights;
 pub use data::{DATALOADERS, build_loaders, build_loaders_from, transforms};
 pub use error::RecipeError;
 pub use load::{SHORTCUTS, apply_override, load_recipe, parse_recipe};
+pub use losses::{
+    DISTILLATION_LOSS, build_distillation_loss, distillation_config, is_distillation_loss,
+    tap_shapes,
+};
 pub use registry::{ARCHITECTURES, Network};
 pub use run::{ReportRow, RunReport, check_recipe, run_recipe, training_params};
 pub use schema::Recipe;

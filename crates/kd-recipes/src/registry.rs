@@ -324,7 +324,7 @@ fn c1() -> usize {
     1
 }
 
-fn parse_params<T: for<'de> Deserialize<'de>>(
+pub(crate) fn parse_params<T: for<'de> Deserialize<'de>>(
     params: &Mapping,
     key: &str,
 ) -> Result<T, RecipeError> {

@@ -15,6 +15,7 @@ use kd_trainer::{
 use serde_yaml::Value;
 
 use crate::error::did_you_mean;
+use crate::losses::{build_distillation_loss, distillation_config, is_distillation_loss};
 use crate::schema::{AdapterSpec, TrainingHyperparams};
 use crate::weights::{build_network, checkpoint_file};
 use crate::{Network, Recipe, RecipeError, build_loaders, build_loaders_from, registry};
@@ -307,7 +308,7 @@ fn is_kd_loss(name: &str) -> bool {
 
 fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<(), RecipeError> {
     let ok = if kd {
-        is_kd_loss(&th.loss)
+        is_kd_loss(&th.loss) || is_distillation_loss(&th.loss)
     } else {
         is_ce(&th.loss)
     };
@@ -316,7 +317,7 @@ fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<
     }
     let (want, hint) = if kd {
         (
-            "KdLogitsLoss",
+            "KdLogitsLoss` or `DistillationLoss",
             "a KD run (one with a teacher) needs a KD loss",
         )
     } else {
@@ -330,7 +331,10 @@ fn check_loss_name(th: &TrainingHyperparams, section: &str, kd: bool) -> Result<
         format!(
             "`{}` cannot be used here{}: {hint}, e.g. `{want}`",
             th.loss,
-            did_you_mean(&th.loss, ["KdLogitsLoss", "CrossEntropyLoss"])
+            did_you_mean(
+                &th.loss,
+                ["KdLogitsLoss", "DistillationLoss", "CrossEntropyLoss"]
+            )
         ),
     ))
 }
@@ -455,7 +459,6 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
         }
     }
     if let Some(arch) = &recipe.teacher_architecture {
-        kd_loss_config(th)?.init()?;
         let tcp = &recipe.teacher_checkpoint_params;
         // Shapes first, on a network without weights; the weights load below.
         let teacher = registry::get(arch, &recipe.teacher_arch_params, "teacher", device)?;
@@ -489,6 +492,19 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
         }
         adapter(&recipe.arch_params.teacher_input_adapter, device)?;
         adapter(&recipe.arch_params.student_input_adapter, device)?;
+        if is_distillation_loss(&th.loss) {
+            let config = distillation_config(th, "training_hyperparams", train.len())?;
+            build_distillation_loss(
+                &config,
+                &student,
+                &teacher,
+                train.output_shape(),
+                "training_hyperparams",
+                device,
+            )?;
+        } else {
+            kd_loss_config(th)?.init()?;
+        }
     }
     Ok(())
 }
@@ -543,9 +559,26 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
     };
 
     check_loss_name(th, "training_hyperparams", true)?;
-    let kd_config = kd_loss_config(th)?;
-    let task = kd_config.task_loss;
-    let kd_loss = kd_config.init()?;
+    let distill_config = if is_distillation_loss(&th.loss) {
+        Some(distillation_config(
+            th,
+            "training_hyperparams",
+            train.len(),
+        )?)
+    } else {
+        None
+    };
+    let task = match &distill_config {
+        Some(config) => config
+            .terms
+            .iter()
+            .find_map(|t| match &t.method {
+                kd_losses::MethodConfig::CrossEntropy(c) => Some(*c),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        None => kd_loss_config(th)?.task_loss,
+    };
 
     // The teacher: given weights, or trained once and kept in the run folder.
     let teacher_dir = run_dir.join("teacher");
@@ -638,18 +671,50 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         student_input_adapter: adapter(&recipe.arch_params.student_input_adapter, &device)?,
     };
     let start = Instant::now();
-    let out = KdTrainer::new(&run_dir, &device).train(
-        student,
-        teacher,
-        arch_params,
-        recipe.run_teacher_on_eval,
-        &params,
-        &kd_loss,
-        &train,
-        &valid,
-    )?;
+    let trainer = KdTrainer::new(&run_dir, &device);
+    let ((kd_acc, kd_top5), kd_checkpoint) = match &distill_config {
+        Some(config) => {
+            let loss = build_distillation_loss(
+                config,
+                &student,
+                &teacher,
+                train.output_shape(),
+                "training_hyperparams",
+                &device,
+            )?;
+            eprintln!(
+                "distillation loss: {}; extra parameters: {}",
+                loss.component_names()[1..].join(" + "),
+                loss.clone().train().num_trainable_params()
+            );
+            let out = trainer.train_distill(
+                student,
+                teacher,
+                arch_params,
+                recipe.run_teacher_on_eval,
+                &params,
+                loss,
+                &train,
+                &valid,
+            )?;
+            (best_row(&out), out.best_checkpoint())
+        }
+        None => {
+            let kd_loss = kd_loss_config(th)?.init()?;
+            let out = trainer.train(
+                student,
+                teacher,
+                arch_params,
+                recipe.run_teacher_on_eval,
+                &params,
+                &kd_loss,
+                &train,
+                &valid,
+            )?;
+            (best_row(&out), out.best_checkpoint())
+        }
+    };
     let kd_seconds = start.elapsed().as_secs_f64();
-    let (kd_acc, kd_top5) = best_row(&out);
     let kd_row = ReportRow {
         role: "student (KD)".into(),
         arch: recipe.student_architecture.clone(),
@@ -657,10 +722,9 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         accuracy: kd_acc,
         top5: kd_top5,
         seconds: kd_seconds,
-        checkpoint: out.best_checkpoint(),
+        checkpoint: kd_checkpoint,
         origin: "trained".into(),
     };
-    drop(out);
 
     if recipe.scratch_baseline {
         let scratch_dir = run_dir.join("scratch");

@@ -184,7 +184,8 @@ pub struct TrainingHyperparams {
     /// Optimizer arguments, merged over SuperGradients' per-optimizer defaults.
     #[serde(default)]
     pub optimizer_params: OptimizerParams,
-    /// `KdLogitsLoss` (alias `kd_loss`) for KD, `CrossEntropyLoss` for plain training.
+    /// `KdLogitsLoss` (alias `kd_loss`) or `DistillationLoss` (a weighted sum of
+    /// `criterion_params.terms`) for KD, `CrossEntropyLoss` for plain training.
     pub loss: String,
     /// Arguments of the loss.
     #[serde(default)]
@@ -274,6 +275,10 @@ pub struct CriterionParams {
     /// CrossEntropyLoss: label smoothing.
     #[serde(default)]
     pub label_smoothing: Option<f64>,
+    /// DistillationLoss (kd extension): the weighted terms, each `{name, weight, student_tap,
+    /// teacher_tap, <method fields>}`.
+    #[serde(default)]
+    pub terms: Option<Vec<serde_yaml::Mapping>>,
 }
 
 /// SuperGradients' `dataset_params`.

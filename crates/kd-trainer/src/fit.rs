@@ -8,7 +8,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Bytes;
 use kd_core::{Criterion, LossOutput};
-use kd_data::DataLoader;
+use kd_data::{Batch, DataLoader};
 
 use crate::checkpoint::{
     BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, load_module_bytes, module_bytes,
@@ -16,7 +16,7 @@ use crate::checkpoint::{
 };
 use crate::metrics::{METRIC_NAMES, MetricAccumulator};
 use crate::progress::Progress;
-use crate::{TrainError, TrainModule, TrainingParams};
+use crate::{StepContext, TrainError, TrainModule, TrainingParams};
 
 /// One epoch's results.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +109,25 @@ fn fmt_metrics(values: &[(String, f64)]) -> String {
 ///
 /// `model` must already be trainable (its trainable tensors on `device.autodiff()`); the
 /// teacher inside a KD module stays where the KD module put it.
+/// The RNG seed of training step `step` (SplitMix64 of the run seed and the step).
+fn step_seed(seed: u64, step: usize) -> u64 {
+    let mut z = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The [`StepContext`] of a batch.
+fn step_context(batch: &Batch, epoch: usize, training: bool, device: &Device) -> StepContext {
+    let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
+    StepContext {
+        targets: batch.targets.clone(),
+        indices: Tensor::from_data(TensorData::new(indices, [batch.indices.len()]), device),
+        epoch,
+        training,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit<M, L>(
     kind: &str,
@@ -222,7 +241,12 @@ where
             lr = params
                 .schedule
                 .lr(epoch, step, iters_per_epoch, params.max_epochs);
-            let output = model.forward_train(batch.images);
+            // Random draws inside the step (dropout, drop path, CRD's negatives) come from a
+            // stream fixed by the seed and the step, so a resumed run draws what an
+            // uninterrupted one would have.
+            train_device.seed(step_seed(params.seed, global_step));
+            let ctx = step_context(&batch, epoch, true, &train_device);
+            let output = model.forward_train(batch.images, &ctx);
             let LossOutput { loss, components } = criterion.forward(&output, &batch.targets);
             let values = components_to_vec(components, loss_names.len());
             if values.iter().any(|v| !v.is_finite()) {
@@ -262,7 +286,8 @@ where
         let max_valid = params.max_valid_batches.unwrap_or(usize::MAX);
         for batch in valid.iter(0, &plain_device).take(max_valid) {
             let batch = batch?;
-            let output = eval.forward_train(batch.images);
+            let ctx = step_context(&batch, epoch, false, &plain_device);
+            let output = eval.forward_train(batch.images, &ctx);
             let values = components_to_vec(
                 criterion.forward(&output, &batch.targets).components,
                 loss_names.len(),

@@ -24,6 +24,7 @@
 //! ```
 
 mod checkpoint;
+mod distill;
 mod error;
 mod fit;
 mod metrics;
@@ -37,10 +38,11 @@ mod trainer;
 pub use checkpoint::{
     BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, load_student, student_bytes, write_atomic,
 };
+pub use distill::{ComputedLoss, DistillModel, DistillOutput};
 pub use error::TrainError;
 pub use fit::{EpochRecord, TrainOutcome};
 pub use metrics::{METRIC_NAMES, MetricAccumulator};
-pub use module::{Supervised, TrainModule};
+pub use module::{StepContext, Supervised, TrainModule};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use params::TrainingParams;
 pub use schedule::{LrMode, LrSchedule, WarmupMode};

@@ -1,6 +1,19 @@
 use burn::module::Module;
 use burn::prelude::*;
-use kd_core::{ImageClassifier, KdModule, KdOutput};
+use kd_core::{ImageClassifier, KdModule, KdOutput, Targets};
+
+/// What the training loop knows about a batch besides its images.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The batch's targets.
+    pub targets: Targets,
+    /// The dataset index of each sample, `[batch]`.
+    pub indices: Tensor<1, Int>,
+    /// The 0-based epoch.
+    pub epoch: usize,
+    /// Whether this is a training step (false in validation).
+    pub training: bool,
+}
 
 /// A module the training loop can optimise: a plain classifier wrapped in [`Supervised`], or
 /// any [`KdModule`].
@@ -11,7 +24,7 @@ pub trait TrainModule: Module {
     type Student: ImageClassifier;
 
     /// Runs the module on a batch.
-    fn forward_train(&self, x: Tensor<4>) -> Self::Output;
+    fn forward_train(&self, x: Tensor<4>, ctx: &StepContext) -> Self::Output;
     /// The logits on which metrics are computed.
     fn metric_logits(output: &Self::Output) -> Tensor<2>;
     /// The network saved in `ckpt_best`.
@@ -22,7 +35,7 @@ impl<K: KdModule> TrainModule for K {
     type Output = KdOutput<K::StudentOutput, K::TeacherOutput>;
     type Student = K::Student;
 
-    fn forward_train(&self, x: Tensor<4>) -> Self::Output {
+    fn forward_train(&self, x: Tensor<4>, _ctx: &StepContext) -> Self::Output {
         KdModule::forward(self, x)
     }
 
@@ -46,7 +59,7 @@ impl<M: ImageClassifier> TrainModule for Supervised<M> {
     type Output = Tensor<2>;
     type Student = M;
 
-    fn forward_train(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_train(&self, x: Tensor<4>, _ctx: &StepContext) -> Tensor<2> {
         self.net.forward(x)
     }
 

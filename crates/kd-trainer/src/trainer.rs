@@ -3,9 +3,10 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use kd_core::{Criterion, ImageClassifier, KdArchParams, KdModel, KdModule, KdOutput};
 use kd_data::DataLoader;
+use kd_losses::DistillationLoss;
 
 use crate::fit::fit;
-use crate::{Supervised, TrainError, TrainOutcome, TrainingParams};
+use crate::{ComputedLoss, DistillModel, Supervised, TrainError, TrainOutcome, TrainingParams};
 
 /// Trains a classifier on its own (SuperGradients' `Trainer`); kd uses it to train teachers.
 ///
@@ -105,6 +106,43 @@ impl KdTrainer {
     {
         let model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?;
         self.train_module(model, params, criterion, train, valid)
+    }
+
+    /// Distils with a [`DistillationLoss`] (feature taps, trainable connectors, memory
+    /// banks): the loss joins student and teacher in a [`DistillModel`], so its parts are
+    /// trained and checkpointed with the student. `ckpt_best` holds the student alone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_distill<S, T>(
+        &self,
+        student: S,
+        teacher: T,
+        arch_params: KdArchParams,
+        run_teacher_on_eval: bool,
+        params: &TrainingParams,
+        loss: DistillationLoss,
+        train: &DataLoader,
+        valid: &DataLoader,
+    ) -> Result<TrainOutcome<DistillModel<S, T>>, TrainError>
+    where
+        S: ImageClassifier,
+        T: ImageClassifier,
+    {
+        let kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?;
+        let criterion = ComputedLoss::new("DistillationLoss", &loss);
+        let model = DistillModel {
+            kd,
+            loss: loss.train(),
+        };
+        fit(
+            "distill",
+            &self.run_dir,
+            &self.device,
+            model,
+            params,
+            &criterion,
+            train,
+            valid,
+        )
     }
 
     /// Trains a ready KD module, default or custom (SuperGradients' `train(model=...)`).
