@@ -4,6 +4,8 @@
 //!   (default `recipes/fashion_mnist/default.yaml`, the main job).
 //! - `cargo xtask test`: the test suite (fmt, clippy, every crate's tests and doctests).
 //! - `cargo xtask bench [--runs N] [--config C]`: the KD step in kd and in PyTorch, side by side.
+//! - `cargo xtask compare [--recipes A,B] [--seeds N] [--epochs E]`: runs recipes for several
+//!   seeds on a short schedule and writes a table to `docs/results.md`.
 //! - `cargo xtask data fashion-mnist`: installs Fashion-MNIST with apt.
 
 use std::path::{Path, PathBuf};
@@ -11,8 +13,10 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod compare;
+
 const DEFAULT_RECIPE: &str = "recipes/fashion_mnist/default.yaml";
-const USAGE: &str = "usage: cargo xtask <train|test|bench|data> [args]
+const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|data> [args]
 
   train [--recipe FILE] [--features F] [--backend B] [key=value ...]
         run a recipe (default: recipes/fashion_mnist/default.yaml, the main job)
@@ -20,6 +24,10 @@ const USAGE: &str = "usage: cargo xtask <train|test|bench|data> [args]
         cargo fmt --check, clippy -D warnings, and every test of the workspace
   bench [--config all|fashion|cifar] [--runs N] [--features F] [--backend B] [--python PY]
         time the KD step in kd and in PyTorch (interleaved runs) and print the ratio
+  compare [--recipes A.yaml,B.yaml] [--seeds N] [--epochs E] [--teacher BPK] [--out FILE]
+        run distillation recipes for N seeds (default 2) on a short schedule (default 3
+        epochs) with one shared teacher, and write mean ± std of the best and last
+        validation accuracy to docs/results.md
   data  fashion-mnist
         install the dataset with apt (package dataset-fashion-mnist)";
 
@@ -257,6 +265,7 @@ fn main() -> ExitCode {
         "train" => train(args),
         "test" => test(args),
         "bench" => bench(args),
+        "compare" => compare::compare(args),
         "data" => data(args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
