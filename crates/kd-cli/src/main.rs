@@ -62,6 +62,12 @@ enum Command {
     },
     /// Lists the registered architectures and the compiled backends.
     List,
+    /// Prints the per-epoch table of a finished or interrupted run (and of its `teacher/` and
+    /// `scratch/` runs), and refreshes its `metrics.csv` and `metrics.png`.
+    Report {
+        /// The run folder (`<ckpt_root_dir>/<experiment_name>`).
+        run_dir: PathBuf,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -140,6 +146,27 @@ fn run(cli: Cli) -> Result<()> {
                         rss.unwrap_or(f64::NAN)
                     );
                 }
+            }
+            Ok(())
+        }
+        Command::Report { run_dir } => {
+            let mut found = false;
+            for dir in [
+                run_dir.join("teacher"),
+                run_dir.join("scratch"),
+                run_dir.clone(),
+            ] {
+                if dir.join("metrics.jsonl").is_file() {
+                    found = true;
+                    kd_trainer::refresh_run_files(&dir)?;
+                    println!("{}", kd_trainer::summary(&dir)?);
+                }
+            }
+            if !found {
+                anyhow::bail!(
+                    "{} holds no metrics.jsonl (nor teacher/ or scratch/ runs): give a run folder such as runs/<experiment_name>",
+                    run_dir.display()
+                );
             }
             Ok(())
         }

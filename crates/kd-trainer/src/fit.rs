@@ -342,6 +342,7 @@ where
         }
         .save(&latest_path)?;
         append_log(&log_path, &record)?;
+        crate::run_log::refresh_run_files(run_dir)?;
         if !params.silent_mode {
             eprintln!(
                 "epoch {}/{} lr {:.5} {:.1}s ({:.0} img/s) | train: {} | valid: {}{}",

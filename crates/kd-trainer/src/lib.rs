@@ -8,7 +8,8 @@
 //!
 //! - `ckpt_latest.kd`: everything needed to resume (`resume: true`);
 //! - `ckpt_best.bpk`: the student alone, for the best `metric_to_watch`;
-//! - `metrics.jsonl`: one JSON line per epoch.
+//! - `metrics.jsonl`: one JSON line per epoch; `metrics.csv` and `metrics.png` (loss components
+//!   and accuracy per epoch, train and valid) are rewritten from it after every epoch.
 //!
 //! A non-finite loss stops the run with an error and leaves the last good checkpoint.
 //!
@@ -31,7 +32,9 @@ mod metrics;
 mod module;
 mod optim;
 mod params;
+mod plot;
 mod progress;
+mod run_log;
 mod schedule;
 mod trainer;
 
@@ -45,5 +48,7 @@ pub use metrics::{METRIC_NAMES, MetricAccumulator};
 pub use module::{StepContext, Supervised, TrainModule};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use params::TrainingParams;
+pub use plot::render_png;
+pub use run_log::{read_log, refresh_run_files, summary, to_csv};
 pub use schedule::{LrMode, LrSchedule, WarmupMode};
 pub use trainer::{KdTrainer, Trainer};
