@@ -5,6 +5,9 @@
 //! - `cargo xtask test`: the test suite (fmt, clippy, every crate's tests and doctests).
 //! - `cargo xtask bench [--runs N] [--config C]`: the KD step in kd and in PyTorch, side by side.
 //! - `cargo xtask data fashion-mnist`: installs Fashion-MNIST with apt.
+//! - `cargo xtask parity`: full-size models in kd and in PyTorch/timm, logits compared.
+
+mod parity;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,7 +15,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 const DEFAULT_RECIPE: &str = "recipes/fashion_mnist/default.yaml";
-const USAGE: &str = "usage: cargo xtask <train|test|bench|data> [args]
+const USAGE: &str = "usage: cargo xtask <train|test|bench|data|parity> [args]
 
   train [--recipe FILE] [--features F] [--backend B] [key=value ...]
         run a recipe (default: recipes/fashion_mnist/default.yaml, the main job)
@@ -21,9 +24,12 @@ const USAGE: &str = "usage: cargo xtask <train|test|bench|data> [args]
   bench [--config all|fashion|cifar] [--runs N] [--features F] [--backend B] [--python PY]
         time the KD step in kd and in PyTorch (interleaved runs) and print the ratio
   data  fashion-mnist
-        install the dataset with apt (package dataset-fashion-mnist)";
+        install the dataset with apt (package dataset-fashion-mnist)
+  parity
+        full-size resnet18, resnet50, resnet32x4, wrn_40_2 and beit_base_patch16_224 with
+        random weights: kd predict against PyTorch/timm (needs ~/.kd-refenv or $KD_REFENV)";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     // At run time first: a target folder shared by several checkouts may hold another
     // checkout's xtask binary.
     let manifest =
@@ -40,7 +46,7 @@ fn cargo() -> Command {
     c
 }
 
-fn run(mut cmd: Command) -> Result<()> {
+pub(crate) fn run(mut cmd: Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd
         .status()
@@ -69,7 +75,7 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     found
 }
 
-fn kd_command(features: Option<&str>) -> Command {
+pub(crate) fn kd_command(features: Option<&str>) -> Command {
     let mut c = cargo();
     c.args(["run", "--quiet", "--package", "kd-cli", "--bin", "kd"]);
     if let Some(f) = features {
@@ -258,6 +264,7 @@ fn main() -> ExitCode {
         "test" => test(args),
         "bench" => bench(args),
         "data" => data(args),
+        "parity" => parity::parity(args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
