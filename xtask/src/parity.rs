@@ -204,6 +204,8 @@ pub fn parity(args: Vec<String>) -> Result<()> {
         if !out.status.success() {
             bail!("{shown} failed with {}:\n{stderr}", out.status);
         }
+        // The load report (applied, missing, ignored keys) and the forward time.
+        eprint!("{stderr}");
         let got = read_npy(&output)?;
         if got.shape != io.logits.shape {
             bail!(
