@@ -11,7 +11,17 @@ Writes, for each configuration NAME below, into crates/kd-models/tests/fixtures/
 
 read by crates/kd-models/tests/beit_parity.rs. Run from anywhere with torch 2.9.0 and timm:
 
-    ~/.kd-refenv/bin/python tools/reference/export_beit.py
+    ~/.kd-refenv/bin/python tools/reference/export_beit.py              # tiny fixtures
+    ~/.kd-refenv/bin/python tools/reference/export_beit.py --full DIR   # full-size model
+
+`--full DIR` writes, for `cargo xtask parity`, timm's `beit_base_patch16_224` architecture
+(`timm.create_model(..., pretrained=False)`, 1000 classes, eval mode) with weights drawn by the
+rules below (seed 100) into DIR, not committed:
+
+    beit_base_patch16_224.safetensors     timm keys, plus the relative_position_index buffers
+    beit_base_patch16_224.io.safetensors  `input` [2, 3, 224, 224] and `logits` [2, 1000],
+                                          with metadata `params` (parameter count) and
+                                          `torch_seconds` (one float32 eval forward pass)
 
 Weights are drawn from a seeded generator (seed 0 + configuration index) in float32, so that
 every tensor, the relative-position tables and the layer scales included, is non-trivial:
@@ -27,8 +37,10 @@ The input is N(0, 1). The model runs in eval mode in float64 on those float32 va
 references carry no float32 rounding), and the outputs are stored as float32.
 """
 
+import argparse
 import json
 import pathlib
+import time
 
 import safetensors.torch
 import timm
@@ -82,11 +94,8 @@ def kd_config(args):
     )
 
 
-def export(index, name, variant):
-    args = dict(TINY, **variant)
-    model = Beit(**args).eval()
-    gen = torch.Generator().manual_seed(index)
-
+def randomise(model, gen):
+    """Draws every state-dict entry of `model` in place; returns the state dict to save."""
     state = {}
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
@@ -98,6 +107,14 @@ def export(index, name, variant):
     for key, buffer in model.named_buffers():
         if key.endswith("relative_position_index"):
             state[key] = buffer.to(torch.int64).contiguous()
+    return state
+
+
+def export(index, name, variant):
+    args = dict(TINY, **variant)
+    model = Beit(**args).eval()
+    gen = torch.Generator().manual_seed(index)
+    state = randomise(model, gen)
     safetensors.torch.save_file(state, OUT / f"beit_{name}.safetensors")
 
     x = torch.randn((2, 3, 32, 32), generator=gen, dtype=torch.float32)
@@ -130,7 +147,38 @@ def export(index, name, variant):
     print(name, {k: tuple(v.shape) for k, v in io.items()})
 
 
+def export_full(out_dir):
+    """timm's beit_base_patch16_224 with random weights, its input and float64 logits."""
+    name = "beit_base_patch16_224"
+    model = timm.create_model(name, pretrained=False).eval()
+    gen = torch.Generator().manual_seed(100)
+    state = randomise(model, gen)
+    safetensors.torch.save_file(state, out_dir / f"{name}.safetensors")
+    x = torch.randn((2, 3, 224, 224), generator=gen, dtype=torch.float32)
+    start = time.perf_counter()
+    with torch.no_grad():
+        model(x)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        logits = model.double()(x.double()).float()
+    params = sum(p.numel() for p in model.parameters())
+    safetensors.torch.save_file(
+        {"input": x, "logits": logits.contiguous()},
+        out_dir / f"{name}.io.safetensors",
+        metadata={"params": str(params), "torch_seconds": f"{seconds:.6f}"},
+    )
+    print(f"{name}: {params} parameters, logits[0][:3] = {logits[0][:3].tolist()}")
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full", type=pathlib.Path, help="write the full-size model here instead")
+    args = parser.parse_args()
+    if args.full:
+        torch.set_num_threads(2)
+        args.full.mkdir(parents=True, exist_ok=True)
+        export_full(args.full)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     for index, (name, variant) in enumerate(CONFIGS.items()):
         export(index, name, variant)

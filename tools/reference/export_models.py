@@ -14,11 +14,14 @@ Run with PyTorch 2.9.0, torchvision 0.24.0 (and safetensors) from the repository
     ~/.kd-refenv/bin/python tools/reference/export_models.py --full DIR  # full-size models
 
 `--full DIR` writes the full-size models of `cargo xtask parity` (resnet18, resnet50,
-resnet32x4, wrn_40_2) into DIR instead; they are not committed.
+resnet32x4, wrn_40_2) into DIR instead; they are not committed. Their io files also carry
+safetensors metadata: `params` (the parameter count) and `torch_seconds` (the wall time of the
+eval-mode forward pass that made the logits, float32, 2 threads).
 """
 
 import argparse
 import pathlib
+import time
 
 import torch
 import torch.nn as nn
@@ -288,20 +291,23 @@ def save_checkpoint(model, layout, path_stem, generator):
     return path
 
 
-def export(models, out_dir):
+def export(models, out_dir, timed=False):
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(SEED)
     for name, (model, taps_fn, input_shape, layout) in models.items():
         randomise(model, generator)
         model.eval()
         x = torch.randn(input_shape, generator=generator)
+        start = time.perf_counter()
         with torch.no_grad():
             logits, taps = taps_fn(x)
+        seconds = time.perf_counter() - start
         ckpt = save_checkpoint(model, layout, out_dir / name, generator)
         io = {"input": x.contiguous(), "logits": logits.contiguous()}
         io.update({f"tap.{k}": v.contiguous() for k, v in taps.items()})
-        save_file(io, str(out_dir / f"{name}.io.safetensors"))
         params = sum(p.numel() for p in model.parameters())
+        metadata = {"params": str(params), "torch_seconds": f"{seconds:.6f}"} if timed else None
+        save_file(io, str(out_dir / f"{name}.io.safetensors"), metadata=metadata)
         print(f"{name}: {ckpt.name}, {params} parameters, logits[0][:3] = {logits[0][:3].tolist()}")
         if name == "resnet_basic_tiny":
             # The same weights under SuperGradients' key names, as a .pth.
@@ -314,7 +320,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.full:
-        export(full_models(), args.full)
+        export(full_models(), args.full, timed=True)
     else:
         export(tiny_models(), FIXTURES)
         for depth, k in [(16, 2), (40, 1), (40, 2)]:

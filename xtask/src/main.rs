@@ -7,6 +7,9 @@
 //! - `cargo xtask compare [--recipes A,B] [--seeds N] [--epochs E]`: runs recipes for several
 //!   seeds on a short schedule and writes a table to `docs/results.md`.
 //! - `cargo xtask data fashion-mnist`: installs Fashion-MNIST with apt.
+//! - `cargo xtask parity`: full-size models in kd and in PyTorch/timm, logits compared.
+
+mod parity;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,7 +19,7 @@ use anyhow::{Context, Result, bail};
 mod compare;
 
 const DEFAULT_RECIPE: &str = "recipes/fashion_mnist/default.yaml";
-const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|data> [args]
+const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|parity|data> [args]
 
   train [--recipe FILE] [--features F] [--backend B] [key=value ...]
         run a recipe (default: recipes/fashion_mnist/default.yaml, the main job)
@@ -29,9 +32,12 @@ const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|data> [args]
         epochs) with one shared teacher, and write mean ± std of the best and last
         validation accuracy to docs/results.md
   data  fashion-mnist
-        install the dataset with apt (package dataset-fashion-mnist)";
+        install the dataset with apt (package dataset-fashion-mnist)
+  parity
+        full-size resnet18, resnet50, resnet32x4, wrn_40_2 and beit_base_patch16_224 with
+        random weights: kd predict against PyTorch/timm (needs ~/.kd-refenv or $KD_REFENV)";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     // At run time first: a target folder shared by several checkouts may hold another
     // checkout's xtask binary.
     let manifest =
@@ -48,7 +54,7 @@ fn cargo() -> Command {
     c
 }
 
-fn run(mut cmd: Command) -> Result<()> {
+pub(crate) fn run(mut cmd: Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd
         .status()
@@ -77,7 +83,7 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     found
 }
 
-fn kd_command(features: Option<&str>) -> Command {
+pub(crate) fn kd_command(features: Option<&str>) -> Command {
     let mut c = cargo();
     c.args(["run", "--quiet", "--package", "kd-cli", "--bin", "kd"]);
     if let Some(f) = features {
@@ -267,6 +273,7 @@ fn main() -> ExitCode {
         "bench" => bench(args),
         "compare" => compare::compare(args),
         "data" => data(args),
+        "parity" => parity::parity(args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

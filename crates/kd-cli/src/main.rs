@@ -1,7 +1,10 @@
-//! The `kd` command: train and distil from YAML recipes on any compiled-in Burn backend.
+//! The `kd` command: train and distil from YAML recipes on any compiled-in Burn backend, and
+//! classify `.npy` batches or images with a registry network and its weights.
 
 mod bench;
 mod device;
+mod predict;
+mod preprocess;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +62,35 @@ enum Command {
         /// Print one JSON object per configuration instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Classifies a `.npy` batch or image files with a registry network and its weights, in
+    /// eval mode: writes the logits as a float32 `.npy` and prints each row's top classes.
+    Predict {
+        /// Architecture name (see `kd list`).
+        #[arg(long)]
+        arch: String,
+        /// Arch params as `key=value` (values are YAML: `num_classes=10 layers=[1,2,1,1]`).
+        #[arg(long, num_args = 1..)]
+        arch_params: Vec<String>,
+        /// Weights: a PyTorch `.pth`/`.pt`, a `.safetensors`, or a kd `.bpk` checkpoint.
+        #[arg(long)]
+        weights: PathBuf,
+        /// One float32/float64 `.npy` batch `[N, C, H, W]` (used as is), or `.png`/`.jpg`
+        /// images (resized, centre-cropped and normalised as the model's weights expect).
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// Where to write the float32 logits `[N, num_classes]` (`.npy`).
+        #[arg(long)]
+        output: PathBuf,
+        /// Classes printed per row, with their softmax probabilities.
+        #[arg(long, default_value_t = 5)]
+        topk: usize,
+        /// Backend (flex, tch, wgpu, cuda).
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Rows per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
     },
     /// Lists the registered architectures and the compiled backends.
     List,
@@ -170,6 +202,25 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Predict {
+            arch,
+            arch_params,
+            weights,
+            input,
+            output,
+            topk,
+            backend,
+            batch_size,
+        } => predict::run(&predict::PredictArgs {
+            arch,
+            arch_params,
+            weights,
+            inputs: input,
+            output,
+            topk,
+            backend,
+            batch_size,
+        }),
         Command::List => {
             println!("architectures:");
             for (name, _, about) in kd_recipes::ARCHITECTURES {

@@ -54,6 +54,7 @@ pub mod idx;
 mod idx_dataset;
 mod loader;
 mod locate;
+pub mod npy;
 mod seed;
 mod subset;
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod beit;
 mod error;
 mod head;
 mod load;
+pub mod pretrained;
 pub mod resnet;
 mod resnet_cifar;
 mod small_cnn;
@@ -52,7 +53,7 @@ pub mod wrn;
 
 pub use beit::{
     BEIT_BLOCK_TAPS, BEIT_MAX_DEPTH, Beit, BeitConfig,
-    pretrained::{PretrainedConfig, beit_pretrained_config},
+    pretrained::{BEIT_PRETRAINED, beit_pretrained_config},
     weights::fix_timm_state_dict,
 };
 pub use error::{ModelError, WeightsError};
@@ -60,20 +61,25 @@ pub use load::{
     LoadOptions, LoadReport, StrictLoad, WeightMap, apply_key_map, load_state_dict,
     torch_parameter_shapes,
 };
+pub use pretrained::{Interpolation, PretrainedConfig};
 pub use resnet::weights::{RESNET_KEY_MAP, RESNET_WEIGHTS};
 pub use resnet::{
-    BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_BASE_WIDTH, RESNET_TAPS,
-    RESNET18_LAYERS, RESNET34_LAYERS, RESNET50_LAYERS, RESNET101_LAYERS, RESNET152_LAYERS, ResNet,
-    ResNetConfig,
+    BasicBlock, Block, BlockKind, Bottleneck, Downsample, RESNET_BASE_WIDTH, RESNET_PRETRAINED,
+    RESNET_TAPS, RESNET18_LAYERS, RESNET34_LAYERS, RESNET50_LAYERS, RESNET101_LAYERS,
+    RESNET152_LAYERS, ResNet, ResNetConfig,
 };
 pub use resnet_cifar::{
-    CIFAR_WIDTHS, CIFAR_X4_WIDTHS, RESNET_CIFAR_TAPS, ResNetCifar, ResNetCifarConfig,
+    CIFAR_WIDTHS, CIFAR_X4_WIDTHS, RESNET_CIFAR_PRETRAINED, RESNET_CIFAR_TAPS, ResNetCifar,
+    ResNetCifarConfig,
 };
-pub use small_cnn::{ConvBnRelu, SMALL_CNN_TAPS, SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig};
+pub use small_cnn::{
+    ConvBnRelu, SMALL_CNN_PRETRAINED, SMALL_CNN_TAPS, SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig,
+};
 pub use state_dict::{
     CONTAINER_KEYS, StateDict, StateDictSource, read_state_dict, select_prefix,
     strip_common_prefix, unwrap_container,
 };
 pub use wrn::{
-    WRN_KEY_MAP, WRN_TAPS, WRN_WEIGHTS, WideBlock, WideGroup, WideResNet, WideResNetConfig,
+    WRN_KEY_MAP, WRN_PRETRAINED, WRN_TAPS, WRN_WEIGHTS, WideBlock, WideGroup, WideResNet,
+    WideResNetConfig,
 };

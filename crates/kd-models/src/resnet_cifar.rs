@@ -28,6 +28,7 @@ use kd_core::{Feature, ImageClassifier, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::pretrained::{Interpolation, PretrainedConfig};
 use crate::resnet::BasicBlock;
 use crate::resnet::block::{batch_norm, conv3x3};
 use crate::taps::TapCollector;
@@ -36,6 +37,17 @@ use crate::taps::TapCollector;
 pub const CIFAR_WIDTHS: [usize; 4] = [16, 16, 32, 64];
 /// Widths `[stem, stage1, stage2, stage3]` of resnet8x4 and resnet32x4.
 pub const CIFAR_X4_WIDTHS: [usize; 4] = [32, 64, 128, 256];
+
+/// The CIFAR-100 preprocessing of the CRD teachers and students (RepDistiller's
+/// `dataset/cifar100.py`: `Normalize((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))` on
+/// 32x32 images, no resize or crop).
+pub const RESNET_CIFAR_PRETRAINED: PretrainedConfig = PretrainedConfig {
+    mean: [0.5071, 0.4867, 0.4408],
+    std: [0.2675, 0.2565, 0.2761],
+    input_size: [3, 32, 32],
+    interpolation: Interpolation::Bilinear,
+    crop_pct: 1.0,
+};
 
 /// The feature taps of a [`ResNetCifar`], in forward order.
 pub const RESNET_CIFAR_TAPS: [&str; 5] = ["stem", "layer1", "layer2", "layer3", "pre_logits"];

@@ -29,8 +29,19 @@ use kd_core::{Feature, ImageClassifier, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::pretrained::{Interpolation, PretrainedConfig};
 use crate::resnet::block::{batch_norm, conv3x3};
 use crate::taps::TapCollector;
+
+/// The Fashion-MNIST preprocessing of kd's recipes (`recipes/fashion_mnist/default.yaml`):
+/// 28x28 grey images normalised with the training set's mean 0.2860 and std 0.3530.
+pub const SMALL_CNN_PRETRAINED: PretrainedConfig = PretrainedConfig {
+    mean: [0.2860; 3],
+    std: [0.3530; 3],
+    input_size: [1, 28, 28],
+    interpolation: Interpolation::Bilinear,
+    crop_pct: 1.0,
+};
 
 /// The feature taps of a [`SmallCnn`], in forward order.
 pub const SMALL_CNN_TAPS: [&str; 4] = ["stage1", "stage2", "stage3", "pre_logits"];

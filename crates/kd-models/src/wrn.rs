@@ -29,8 +29,13 @@ use kd_core::{Feature, ImageClassifier, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::pretrained::PretrainedConfig;
 use crate::resnet::block::{batch_norm, conv1x1, conv3x3};
 use crate::taps::TapCollector;
+
+/// The CIFAR-100 preprocessing of the CRD wide ResNets, the same as
+/// [`crate::RESNET_CIFAR_PRETRAINED`].
+pub const WRN_PRETRAINED: PretrainedConfig = crate::resnet_cifar::RESNET_CIFAR_PRETRAINED;
 
 /// The feature taps of a [`WideResNet`], in forward order.
 pub const WRN_TAPS: [&str; 5] = ["stem", "block1", "block2", "block3", "pre_logits"];

@@ -6,9 +6,10 @@ use burn::store::{ModuleRecord, RecordError};
 use kd_core::{Feature, ImageClassifier};
 use kd_models::beit::weights::BEIT_WEIGHTS;
 use kd_models::{
-    Beit, BeitConfig, RESNET_WEIGHTS, ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig,
-    SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig, WRN_WEIGHTS, WeightMap, WideResNet,
-    WideResNetConfig,
+    BEIT_PRETRAINED, Beit, BeitConfig, PretrainedConfig, RESNET_CIFAR_PRETRAINED,
+    RESNET_PRETRAINED, RESNET_WEIGHTS, ResNet, ResNetCifar, ResNetCifarConfig, ResNetConfig,
+    SMALL_CNN_PRETRAINED, SMALL_CNN_WEIGHTS, SmallCnn, SmallCnnConfig, WRN_PRETRAINED, WRN_WEIGHTS,
+    WeightMap, WideResNet, WideResNetConfig,
 };
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
@@ -56,6 +57,34 @@ impl Network {
             Network::SmallCnn(_) => SMALL_CNN_WEIGHTS,
             Network::Beit(_) => BEIT_WEIGHTS,
         }
+    }
+
+    /// The input preprocessing its weights expect: the family's values (`kd_models::*_PRETRAINED`)
+    /// with the network's input channels, and for BEiT its image size.
+    ///
+    /// A one-channel network of an RGB family (a ResNet with `in_channels: 1`, say) gets the
+    /// average of the three means and of the three standard deviations.
+    pub fn pretrained_config(&self) -> PretrainedConfig {
+        let mut config = match self {
+            Network::ResNet(_) => RESNET_PRETRAINED,
+            Network::ResNetCifar(_) => RESNET_CIFAR_PRETRAINED,
+            Network::WideResNet(_) => WRN_PRETRAINED,
+            Network::SmallCnn(_) => SMALL_CNN_PRETRAINED,
+            Network::Beit(m) => {
+                let size = m.config.image_size;
+                PretrainedConfig {
+                    input_size: [3, size, size],
+                    ..BEIT_PRETRAINED
+                }
+            }
+        };
+        let channels = self.in_channels();
+        if channels == 1 && config.input_size[0] == 3 {
+            config.mean = [config.mean.iter().sum::<f64>() / 3.0; 3];
+            config.std = [config.std.iter().sum::<f64>() / 3.0; 3];
+        }
+        config.input_size[0] = channels;
+        config
     }
 
     /// Replaces the classifier with a freshly initialised one for `num_classes` classes.
@@ -125,7 +154,8 @@ impl ImageClassifier for Network {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// torchvision ResNet: `num_classes` (1000), `in_channels`/`num_input_channels` (3),
-    /// `small_input` (false), `zero_init_residual` (false).
+    /// `small_input` (false), `zero_init_residual` (false), `base_width` (64), `layers`/
+    /// `structure` (blocks per stage, the named depth's by default, e.g. `[3, 4, 6, 3]`).
     ResNet,
     /// CIFAR ResNet: `num_classes` (100), `in_channels` (3).
     ResNetCifar,
@@ -250,6 +280,10 @@ struct ResNetArchParams {
     small_input: bool,
     #[serde(default)]
     zero_init_residual: bool,
+    #[serde(default = "base64")]
+    base_width: usize,
+    #[serde(default, alias = "structure")]
+    layers: Option<[usize; 4]>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +342,9 @@ fn beit_config(name: &str, arch_params: &Mapping, key: &str) -> Result<BeitConfi
     parse_params(&merged, key)
 }
 
+fn base64() -> usize {
+    kd_models::RESNET_BASE_WIDTH
+}
 fn n1000() -> usize {
     1000
 }
@@ -411,10 +448,14 @@ pub fn get(
                 "resnet101" => ResNetConfig::resnet101(p.num_classes),
                 _ => ResNetConfig::resnet152(p.num_classes),
             };
-            let config = config
+            let mut config = config
                 .with_in_channels(p.in_channels)
                 .with_small_input(p.small_input)
-                .with_zero_init_residual(p.zero_init_residual);
+                .with_zero_init_residual(p.zero_init_residual)
+                .with_base_width(p.base_width);
+            if let Some(layers) = p.layers {
+                config.layers = layers;
+            }
             Network::ResNet(config.try_init(device).map_err(model_err)?)
         }
         Family::ResNetCifar => {
@@ -504,6 +545,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("student_arch_params.num_classes"), "{err}");
+    }
+
+    #[test]
+    fn resnet_width_and_structure_overrides() {
+        let device = Device::flex();
+        for params in [
+            "{num_classes: 10, base_width: 8, layers: [1, 2, 1, 1]}",
+            "{num_classes: 10, base_width: 8, structure: [1, 2, 1, 1]}",
+        ] {
+            let p: Mapping = serde_yaml::from_str(params).unwrap();
+            let Network::ResNet(net) = get("resnet50", &p, "student", &device).unwrap() else {
+                panic!("resnet50 is a torchvision ResNet");
+            };
+            assert_eq!(net.conv1.weight.dims(), [8, 3, 7, 7]);
+            assert_eq!(net.layer2.len(), 2);
+            // Bottlenecks expand by 4: layer4 has 8 * 8 * 4 output channels.
+            assert_eq!(net.fc.weight.dims(), [256, 10]);
+        }
+        let p: Mapping = serde_yaml::from_str("{layers: [1, 0, 1, 1]}").unwrap();
+        let err = get("resnet18", &p, "student", &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layers[1]"), "{err}");
+    }
+
+    #[test]
+    fn pretrained_config_follows_the_network() {
+        let device = Device::flex();
+        let p: Mapping = serde_yaml::from_str("{num_classes: 10, base_width: 8}").unwrap();
+        let net = get("resnet18", &p, "student", &device).unwrap();
+        assert_eq!(net.pretrained_config(), RESNET_PRETRAINED);
+        let p: Mapping =
+            serde_yaml::from_str("{num_classes: 10, base_width: 8, in_channels: 1}").unwrap();
+        let grey = get("resnet18", &p, "student", &device)
+            .unwrap()
+            .pretrained_config();
+        assert_eq!(grey.input_size, [1, 224, 224]);
+        assert!((grey.mean[0] - (0.485 + 0.456 + 0.406) / 3.0).abs() < 1e-12);
+        let p: Mapping = serde_yaml::from_str(
+            "{image_size: 32, patch_size: 8, embed_dim: 48, depth: 1, num_heads: 4}",
+        )
+        .unwrap();
+        let beit = get("beit_base_patch16_224", &p, "teacher", &device)
+            .unwrap()
+            .pretrained_config();
+        assert_eq!(beit.input_size, [3, 32, 32]);
+        assert_eq!(beit.crop_pct, 0.9);
+        let net = get("small_cnn", &Mapping::new(), "student", &device).unwrap();
+        assert_eq!(net.pretrained_config(), SMALL_CNN_PRETRAINED);
     }
 
     #[test]

@@ -1,40 +1,9 @@
 //! Preprocessing that timm's pretrained BEiT weights expect (timm's `default_cfgs`).
 
-use serde::{Deserialize, Serialize};
-
-/// How an image is resampled when resized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Interpolation {
-    /// Nearest neighbour.
-    Nearest,
-    /// Bilinear.
-    Bilinear,
-    /// Bicubic.
-    Bicubic,
-}
-
-/// Input preprocessing of a pretrained model, as timm's `pretrained_cfg`.
-///
-/// Evaluation resizes the shorter side to `input_size / crop_pct` with `interpolation`,
-/// centre-crops `input_size`, scales pixels to `[0, 1]` and normalises each channel with
-/// `(x - mean) / std`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PretrainedConfig {
-    /// Per-channel mean, RGB, on `[0, 1]` pixels.
-    pub mean: [f64; 3],
-    /// Per-channel standard deviation, RGB.
-    pub std: [f64; 3],
-    /// Input `[channels, height, width]`.
-    pub input_size: [usize; 3],
-    /// Resampling of the evaluation resize.
-    pub interpolation: Interpolation,
-    /// Centre-crop fraction of the evaluation resize.
-    pub crop_pct: f64,
-}
+pub use crate::pretrained::{Interpolation, PretrainedConfig};
 
 /// timm's BEiT v1 preprocessing at 224 px: mean and std 0.5, bicubic, crop 0.9.
-const BEIT_224: PretrainedConfig = PretrainedConfig {
+pub const BEIT_PRETRAINED: PretrainedConfig = PretrainedConfig {
     mean: [0.5; 3],
     std: [0.5; 3],
     input_size: [3, 224, 224],
@@ -45,8 +14,8 @@ const BEIT_224: PretrainedConfig = PretrainedConfig {
 /// The models this module knows, with their preprocessing; every tag of these names
 /// (`in22k_ft_in22k_in1k`, `in22k_ft_in22k`) shares it.
 const PRETRAINED: &[(&str, PretrainedConfig)] = &[
-    ("beit_base_patch16_224", BEIT_224),
-    ("beit_large_patch16_224", BEIT_224),
+    ("beit_base_patch16_224", BEIT_PRETRAINED),
+    ("beit_large_patch16_224", BEIT_PRETRAINED),
 ];
 
 /// The preprocessing of timm model `name` (for example `beit_base_patch16_224` or

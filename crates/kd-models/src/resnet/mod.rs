@@ -48,6 +48,7 @@ use kd_core::{Feature, ImageClassifier, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::pretrained::{Interpolation, PretrainedConfig};
 use crate::taps::TapCollector;
 use block::{batch_norm, conv3x3};
 
@@ -76,6 +77,16 @@ fn default_base_width() -> usize {
 }
 /// Stride of the first block of each stage.
 const STAGE_STRIDES: [usize; 4] = [1, 2, 2, 2];
+
+/// The preprocessing of torchvision's ImageNet ResNet weights (`IMAGENET1K_V1`): resize the
+/// shorter side to 256 bilinearly, centre-crop 224, normalise with the ImageNet mean and std.
+pub const RESNET_PRETRAINED: PretrainedConfig = PretrainedConfig {
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+    input_size: [3, 224, 224],
+    interpolation: Interpolation::Bilinear,
+    crop_pct: 0.875,
+};
 
 /// Configuration of a [`ResNet`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
