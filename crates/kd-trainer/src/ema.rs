@@ -1,10 +1,12 @@
 //! An exponential moving average of a network's weights (SuperGradients' `ema`).
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use burn::tensor::container::TensorContainer;
 
 use crate::TrainError;
@@ -249,6 +251,24 @@ impl<M: Module> ModelEma<M> {
         }
         Ok(Self { ema, ..self })
     }
+
+    /// The averaged module's record as burnpack bytes (a `ckpt_latest` blob); `path` names
+    /// the checkpoint in errors.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>, TrainError> {
+        crate::checkpoint::module_bytes(&self.ema, path)
+    }
+
+    /// Restores bytes [`ModelEma::to_bytes`] wrote; `path` names the checkpoint in errors.
+    pub fn load_bytes(self, bytes: &[u8], path: &Path) -> Result<Self, TrainError> {
+        let record =
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    message: format!("unreadable EMA record: {e}"),
+                }
+            })?;
+        self.load_record(record)
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +438,16 @@ mod tests {
         let record = ema.to_record();
         let fresh = ModelEma::with_part(&tiny, &tiny, EmaParams::default()).unwrap();
         let restored = fresh.load_record(record).unwrap();
+        let path = Path::new("ckpt_latest.kd");
+        let bytes = ema.to_bytes(path).unwrap();
+        let from_bytes = ModelEma::new(&tiny, EmaParams::default())
+            .unwrap()
+            .load_bytes(&bytes, path)
+            .unwrap();
+        assert_eq!(
+            values(from_bytes.module().fc.weight.val()),
+            values(ema.module().fc.weight.val())
+        );
         assert_eq!(
             values(restored.module().fc.weight.val()),
             values(ema.module().fc.weight.val())
