@@ -31,17 +31,8 @@ pub const SHORTCUTS: [(&str, &[&str]); 6] = [
 
 /// SuperGradients keys kd knows but does not implement yet, with the value that asks for
 /// nothing (accepted and dropped); any other value is an error saying so.
-const UNSUPPORTED_TRAINING_KEYS: [(&str, &str); 14] = [
-    ("ema", "false"),
-    ("ema_params", "*"),
-    ("average_best_models", "false"),
-    ("mixed_precision", "false"),
-    ("batch_accumulate", "1"),
-    ("clip_grad_norm", "null"),
-    ("zero_weight_decay_on_bias_and_bn", "false"),
+const UNSUPPORTED_TRAINING_KEYS: [(&str, &str); 5] = [
     ("sync_bn", "false"),
-    ("save_ckpt_epoch_list", "[]"),
-    ("run_validation_freq", "1"),
     ("precise_bn", "false"),
     ("torch_compile", "false"),
     ("finetune", "false"),
@@ -161,16 +152,9 @@ fn strip_neutral_keys(root: &mut Value, text: &str, file: &str) -> Result<(), Re
         let Some(Value::Mapping(th)) = map.get_mut(section) else {
             continue;
         };
-        let ema_on = th.get("ema").and_then(Value::as_bool).unwrap_or(false);
         for (key, neutral) in UNSUPPORTED_TRAINING_KEYS {
             let Some(v) = th.get(key) else { continue };
-            let ok = match neutral {
-                "*" => !ema_on,
-                "null" => v.is_null(),
-                "[]" => v.as_sequence().is_some_and(|s| s.is_empty()) || v.is_null(),
-                "false" => v.as_bool() == Some(false),
-                n => v.as_u64().map(|x| x.to_string()).as_deref() == Some(n),
-            };
+            let ok = neutral == "false" && v.as_bool() == Some(false);
             if !ok {
                 let path = format!("{section}.{key}");
                 return Err(RecipeError::Schema {

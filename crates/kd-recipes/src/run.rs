@@ -9,8 +9,8 @@ use kd_core::{ImageClassifier, InputAdapter, KdArchParams, NormalizationAdapterC
 use kd_data::DataLoader;
 use kd_losses::{CrossEntropyLoss, CrossEntropyLossConfig, KdLogitsLossConfig};
 use kd_trainer::{
-    Checkpoint, KdTrainer, LATEST_NAME, LrMode, LrSchedule, OptimizerConfig, OptimizerKind,
-    Trainer, TrainingParams, WarmupMode, load_student,
+    Checkpoint, EmaDecayType, EmaParams, KdTrainer, LATEST_NAME, LrMode, LrSchedule,
+    OptimizerConfig, OptimizerKind, TrainError, Trainer, TrainingParams, WarmupMode, load_student,
 };
 use serde_yaml::Value;
 
@@ -147,65 +147,23 @@ pub fn training_params(
             ));
         }
     };
-    let kind = OptimizerKind::parse(&th.optimizer).ok_or_else(|| {
-        RecipeError::invalid(
-            &key("optimizer"),
-            format!(
-                "unknown optimizer `{}`{}; known: {}",
-                th.optimizer,
-                did_you_mean(&th.optimizer, OptimizerKind::NAMES),
-                OptimizerKind::NAMES.join(", ")
-            ),
-        )
-    })?;
-    let mut optimizer = OptimizerConfig::defaults(kind);
-    let op = &th.optimizer_params;
-    if let Some(v) = op.momentum {
-        optimizer.momentum = v;
-    }
-    if let Some(v) = op.weight_decay {
-        optimizer.weight_decay = v;
-    }
-    if let Some(v) = op.nesterov {
-        optimizer.nesterov = v;
-    }
-    if let Some(v) = op.dampening {
-        optimizer.dampening = v;
-    }
-    if let Some(v) = op.betas {
-        optimizer.betas = v;
-    }
-    if let Some(v) = op.eps {
-        optimizer.eps = v;
-    }
-    if kind != OptimizerKind::Sgd
-        && (op.momentum.is_some() || op.nesterov.is_some() || op.dampening.is_some())
-    {
-        return Err(RecipeError::invalid(
-            &key("optimizer_params"),
-            format!(
-                "`momentum`, `nesterov` and `dampening` are SGD settings; `{}` does not take them",
-                th.optimizer
-            ),
-        ));
-    }
-    for (list, name) in [
-        (&th.train_metrics_list, "train_metrics_list"),
-        (&th.valid_metrics_list, "valid_metrics_list"),
-    ] {
-        for m in list {
-            if !kd_trainer::METRIC_NAMES.contains(&m.as_str()) {
-                return Err(RecipeError::invalid(
-                    &key(name),
-                    format!(
-                        "unknown metric `{m}`{}; kd computes: {}",
-                        did_you_mean(m, kd_trainer::METRIC_NAMES),
-                        kd_trainer::METRIC_NAMES.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
+    let kind = optimizer_kind(th, section)?;
+    let optimizer = optimizer_config(th, kind, section)?;
+    let ema_params = EmaParams {
+        decay: th.ema_params.decay,
+        decay_type: EmaDecayType::parse(&th.ema_params.decay_type).ok_or_else(|| {
+            RecipeError::invalid(
+                &key("ema_params.decay_type"),
+                format!(
+                    "unknown decay_type `{}`{}; known: {}",
+                    th.ema_params.decay_type,
+                    did_you_mean(&th.ema_params.decay_type, EmaDecayType::NAMES),
+                    EmaDecayType::NAMES.join(", ")
+                ),
+            )
+        })?,
+        beta: th.ema_params.beta,
+    };
     let mut params = TrainingParams::new(
         th.max_epochs,
         LrSchedule {
@@ -227,7 +185,105 @@ pub fn training_params(
     params.resume = th.resume;
     params.resume_path = th.resume_path.clone();
     params.silent_mode = th.silent_mode;
+    params.ema = th.ema;
+    params.ema_params = ema_params;
+    params.zero_weight_decay_on_bias_and_bn = th.zero_weight_decay_on_bias_and_bn;
+    params.clip_grad_norm = th.clip_grad_norm;
+    params.batch_accumulate = th.batch_accumulate;
+    params.average_best_models = th.average_best_models;
+    params.run_validation_freq = th.run_validation_freq;
+    params.save_ckpt_epoch_list = th.save_ckpt_epoch_list.clone();
+    params.ckpt_every_n_steps = th.ckpt_every_n_steps;
+    params.mixed_precision = th.mixed_precision;
+    params.train_metrics_list = th.train_metrics_list.clone();
+    params.valid_metrics_list = th.valid_metrics_list.clone();
+    params.validate().map_err(|e| match e {
+        TrainError::Param { key: k, message } => RecipeError::invalid(&key(&k), message),
+        other => RecipeError::Train(other),
+    })?;
     Ok(params)
+}
+
+/// The `optimizer` name; SuperGradients' `RMSpropTF` is named as not implemented.
+fn optimizer_kind(th: &TrainingHyperparams, section: &str) -> Result<OptimizerKind, RecipeError> {
+    let name = th.optimizer.as_str();
+    let key = format!("{section}.optimizer");
+    if name.eq_ignore_ascii_case("RMSpropTF") {
+        return Err(RecipeError::invalid(
+            &key,
+            "SuperGradients' `RMSpropTF` (TensorFlow-style RMSprop) is not implemented in kd yet: use `RMSprop`",
+        ));
+    }
+    OptimizerKind::parse(name).ok_or_else(|| {
+        RecipeError::invalid(
+            &key,
+            format!(
+                "unknown optimizer `{name}`{}; known: {}",
+                did_you_mean(name, OptimizerKind::NAMES),
+                OptimizerKind::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
+/// `optimizer_params` over SuperGradients' defaults for `kind`; a key the optimizer does not
+/// take is an error naming the keys it does take.
+fn optimizer_config(
+    th: &TrainingHyperparams,
+    kind: OptimizerKind,
+    section: &str,
+) -> Result<OptimizerConfig, RecipeError> {
+    use OptimizerKind::*;
+    const ALL: &[OptimizerKind] = &[Sgd, Adam, AdamW, RmsProp, Lamb, Lion];
+    let op = &th.optimizer_params;
+    let keys: [(&str, bool, &[OptimizerKind]); 13] = [
+        ("momentum", op.momentum.is_some(), &[Sgd, RmsProp]),
+        ("weight_decay", op.weight_decay.is_some(), ALL),
+        ("nesterov", op.nesterov.is_some(), &[Sgd]),
+        ("dampening", op.dampening.is_some(), &[Sgd]),
+        ("betas", op.betas.is_some(), &[Adam, AdamW, Lamb, Lion]),
+        ("eps", op.eps.is_some(), &[Adam, AdamW, RmsProp, Lamb]),
+        ("alpha", op.alpha.is_some(), &[RmsProp]),
+        ("centered", op.centered.is_some(), &[RmsProp]),
+        ("max_grad_norm", op.max_grad_norm.is_some(), &[Lamb]),
+        ("trust_clip", op.trust_clip.is_some(), &[Lamb]),
+        ("always_adapt", op.always_adapt.is_some(), &[Lamb]),
+        ("bias_correction", op.bias_correction.is_some(), &[Lamb]),
+        ("grad_averaging", op.grad_averaging.is_some(), &[Lamb]),
+    ];
+    if let Some((name, _, _)) = keys
+        .iter()
+        .find(|(_, given, takes)| *given && !takes.contains(&kind))
+    {
+        let takes: Vec<&str> = keys
+            .iter()
+            .filter(|(_, _, takes)| takes.contains(&kind))
+            .map(|(n, _, _)| *n)
+            .collect();
+        return Err(RecipeError::invalid(
+            &format!("{section}.optimizer_params.{name}"),
+            format!(
+                "`{}` does not take `{name}`; its options are: {}",
+                th.optimizer,
+                takes.join(", ")
+            ),
+        ));
+    }
+    let mut c = OptimizerConfig::defaults(kind);
+    c.momentum = op.momentum.unwrap_or(c.momentum);
+    c.weight_decay = op.weight_decay.unwrap_or(c.weight_decay);
+    c.nesterov = op.nesterov.unwrap_or(c.nesterov);
+    c.dampening = op.dampening.unwrap_or(c.dampening);
+    c.betas = op.betas.unwrap_or(c.betas);
+    c.eps = op.eps.unwrap_or(c.eps);
+    c.alpha = op.alpha.unwrap_or(c.alpha);
+    c.centered = op.centered.unwrap_or(c.centered);
+    c.max_grad_norm = op.max_grad_norm.unwrap_or(c.max_grad_norm);
+    c.trust_clip = op.trust_clip.unwrap_or(c.trust_clip);
+    c.always_adapt = op.always_adapt.unwrap_or(c.always_adapt);
+    c.bias_correction = op.bias_correction.unwrap_or(c.bias_correction);
+    c.grad_averaging = op.grad_averaging.unwrap_or(c.grad_averaging);
+    Ok(c)
 }
 
 /// The task loss of `criterion_params.task_loss_fn`.

@@ -178,7 +178,7 @@ pub struct TrainingHyperparams {
     /// Final epochs with the lr frozen.
     #[serde(default)]
     pub lr_cooldown_epochs: usize,
-    /// `SGD` (default), `Adam` or `AdamW`.
+    /// `SGD` (default), `Adam`, `AdamW`, `RMSprop`, `Lamb` or `Lion`.
     #[serde(default = "default_optimizer")]
     pub optimizer: String,
     /// Optimizer arguments, merged over SuperGradients' per-optimizer defaults.
@@ -220,6 +220,75 @@ pub struct TrainingHyperparams {
     /// No progress bar or epoch lines.
     #[serde(default)]
     pub silent_mode: bool,
+    /// Keep an exponential moving average of the student, validated and saved in its place.
+    #[serde(default)]
+    pub ema: bool,
+    /// The EMA's decay schedule.
+    #[serde(default)]
+    pub ema_params: EmaParamsSpec,
+    /// No weight decay on biases and normalisation layers.
+    #[serde(default)]
+    pub zero_weight_decay_on_bias_and_bn: bool,
+    /// Clip the global L2 norm of the gradients to this (default: no clipping).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Sum the gradients of this many batches per optimizer step (default 1).
+    #[serde(default = "one")]
+    pub batch_accumulate: usize,
+    /// Average the best snapshots by `metric_to_watch` (default true).
+    #[serde(default = "yes")]
+    pub average_best_models: bool,
+    /// Validate every this many epochs, and after the last (default 1).
+    #[serde(default = "one")]
+    pub run_validation_freq: usize,
+    /// Also keep the checkpoints of these epochs (0-based).
+    #[serde(default)]
+    pub save_ckpt_epoch_list: Vec<usize>,
+    /// kd extension: also write `ckpt_latest` every this many optimizer steps.
+    #[serde(default)]
+    pub ckpt_every_n_steps: Option<usize>,
+    /// Autocast and loss scaling; kd supports only false.
+    #[serde(default)]
+    pub mixed_precision: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// SuperGradients' `ema_params`; absent keys take SG's defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaParamsSpec {
+    /// The largest decay (default 0.9999).
+    #[serde(default = "default_ema_decay")]
+    pub decay: f64,
+    /// `constant`, `threshold` or `exp` (default).
+    #[serde(default = "default_ema_decay_type")]
+    pub decay_type: String,
+    /// How fast the `exp` decay saturates (default 15).
+    #[serde(default = "default_ema_beta")]
+    pub beta: f64,
+}
+
+impl Default for EmaParamsSpec {
+    fn default() -> Self {
+        Self {
+            decay: default_ema_decay(),
+            decay_type: default_ema_decay_type(),
+            beta: default_ema_beta(),
+        }
+    }
+}
+
+fn default_ema_decay() -> f64 {
+    0.9999
+}
+fn default_ema_decay_type() -> String {
+    "exp".into()
+}
+fn default_ema_beta() -> f64 {
+    15.0
 }
 
 fn default_cosine_ratio() -> f64 {
@@ -235,14 +304,16 @@ fn default_seed() -> u64 {
     42
 }
 
-/// `optimizer_params`; absent keys take SuperGradients' defaults for the optimizer.
+/// `optimizer_params`; absent keys take SuperGradients' defaults for the optimizer
+/// (`kd_trainer::OptimizerConfig::defaults`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerParams {
-    /// SGD momentum (SG default 0.9).
+    /// SGD and RMSprop momentum (SG default 0.9).
     #[serde(default)]
     pub momentum: Option<f64>,
-    /// Weight decay (SG default 1e-4 for SGD and Adam, PyTorch's 0.01 for AdamW).
+    /// Weight decay (SG default 1e-4 for SGD, Adam and RMSprop, 0.01 for AdamW and Lamb, 0 for
+    /// Lion).
     #[serde(default)]
     pub weight_decay: Option<f64>,
     /// SGD Nesterov momentum.
@@ -251,12 +322,33 @@ pub struct OptimizerParams {
     /// SGD dampening (PyTorch default 0).
     #[serde(default)]
     pub dampening: Option<f64>,
-    /// Adam betas.
+    /// Adam, AdamW, Lamb and Lion betas.
     #[serde(default)]
     pub betas: Option<(f64, f64)>,
-    /// Adam epsilon (PyTorch default 1e-8).
+    /// Adam, AdamW, RMSprop and Lamb epsilon (PyTorch default 1e-8, Lamb 1e-6).
     #[serde(default)]
     pub eps: Option<f64>,
+    /// RMSprop smoothing constant (PyTorch default 0.99).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// RMSprop: centred second moment.
+    #[serde(default)]
+    pub centered: Option<bool>,
+    /// Lamb: clip the global gradient norm to this first (default 1.0).
+    #[serde(default)]
+    pub max_grad_norm: Option<f64>,
+    /// Lamb: clip the trust ratio at 1.
+    #[serde(default)]
+    pub trust_clip: Option<bool>,
+    /// Lamb: trust ratio also without weight decay.
+    #[serde(default)]
+    pub always_adapt: Option<bool>,
+    /// Lamb: bias-corrected moments (default true).
+    #[serde(default)]
+    pub bias_correction: Option<bool>,
+    /// Lamb: `1 − β1` factor on the gradient in the first moment (default true).
+    #[serde(default)]
+    pub grad_averaging: Option<bool>,
 }
 
 /// `criterion_params`.

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use kd_recipes::{check_recipe, load_recipe, parse_recipe};
+use kd_recipes::{check_recipe, load_recipe, parse_recipe, training_params};
+use kd_trainer::{EmaDecayType, EmaParams, OptimizerConfig, OptimizerKind};
 
 fn recipe_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -87,18 +88,102 @@ fn wrong_type_names_the_key() {
 
 #[test]
 fn unsupported_supergradients_keys_say_so() {
-    let err = parse_err(BASE, &["training_hyperparams.ema=true"]);
+    let err = parse_err(BASE, &["training_hyperparams.sync_bn=true"]);
     assert!(
-        err.contains("training_hyperparams.ema") && err.contains("not implemented"),
+        err.contains("training_hyperparams.sync_bn") && err.contains("not implemented"),
         "{err}"
     );
     // Asking for nothing is accepted.
     parse_recipe(
         BASE,
         "t.yaml",
-        &["training_hyperparams.ema=false".to_string()],
+        &["training_hyperparams.sync_bn=false".to_string()],
     )
     .unwrap();
+    for (arg, key, says) in [
+        (
+            "training_hyperparams.mixed_precision=true",
+            "training_hyperparams.mixed_precision",
+            "does not support mixed precision",
+        ),
+        (
+            "training_hyperparams.optimizer=RMSpropTF",
+            "training_hyperparams.optimizer",
+            "not implemented in kd yet: use `RMSprop`",
+        ),
+        (
+            "training_hyperparams.ema_params.decay_type=expo",
+            "training_hyperparams.ema_params.decay_type",
+            "did you mean `exp`",
+        ),
+        (
+            "training_hyperparams.optimizer_params.trust_clip=true",
+            "training_hyperparams.optimizer_params.trust_clip",
+            "`SGD` does not take `trust_clip`",
+        ),
+        (
+            "training_hyperparams.clip_grad_norm=-1",
+            "training_hyperparams.clip_grad_norm",
+            "finite value > 0",
+        ),
+    ] {
+        let recipe = parse_recipe(BASE, "t.yaml", &[arg.to_string()]).unwrap();
+        let err = training_params(&recipe.training_hyperparams, "training_hyperparams")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key) && err.contains(says), "{arg}: {err}");
+    }
+}
+
+#[test]
+fn supergradients_training_keys_reach_the_trainer() {
+    let overrides: Vec<String> = [
+        "training_hyperparams.ema=true",
+        "training_hyperparams.ema_params={decay: 0.99, decay_type: threshold}",
+        "training_hyperparams.zero_weight_decay_on_bias_and_bn=true",
+        "training_hyperparams.clip_grad_norm=2.5",
+        "training_hyperparams.batch_accumulate=4",
+        "training_hyperparams.average_best_models=false",
+        "training_hyperparams.run_validation_freq=2",
+        "training_hyperparams.save_ckpt_epoch_list=[0]",
+        "training_hyperparams.ckpt_every_n_steps=100",
+        "training_hyperparams.valid_metrics_list=[Accuracy, Top5]",
+        "training_hyperparams.optimizer=Lamb",
+        "training_hyperparams.optimizer_params={weight_decay: 0.02, trust_clip: true}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let recipe = parse_recipe(BASE, "t.yaml", &overrides).unwrap();
+    let p = training_params(&recipe.training_hyperparams, "training_hyperparams").unwrap();
+    assert!(p.ema && p.zero_weight_decay_on_bias_and_bn && !p.average_best_models);
+    assert_eq!(p.ema_params.decay, 0.99);
+    assert_eq!(p.ema_params.decay_type, EmaDecayType::Threshold);
+    assert_eq!(p.ema_params.beta, 15.0);
+    assert_eq!(p.clip_grad_norm, Some(2.5));
+    assert_eq!((p.batch_accumulate, p.run_validation_freq), (4, 2));
+    assert_eq!(p.save_ckpt_epoch_list, [0]);
+    assert_eq!(p.ckpt_every_n_steps, Some(100));
+    assert_eq!(p.valid_metrics_list, ["Accuracy", "Top5"]);
+    assert_eq!(p.optimizer.kind, OptimizerKind::Lamb);
+    // SuperGradients' Lamb defaults, with the two keys given.
+    assert_eq!((p.optimizer.weight_decay, p.optimizer.eps), (0.02, 1e-6));
+    assert!(p.optimizer.trust_clip && p.optimizer.max_grad_norm == 1.0);
+    // SuperGradients' defaults when nothing is given.
+    let recipe = parse_recipe(BASE, "t.yaml", &[]).unwrap();
+    let p = training_params(&recipe.training_hyperparams, "training_hyperparams").unwrap();
+    assert!(!p.ema && p.average_best_models && !p.mixed_precision);
+    assert_eq!(p.ema_params, EmaParams::default());
+    assert_eq!((p.batch_accumulate, p.clip_grad_norm), (1, None));
+    for (name, kind) in [
+        ("RMSprop", OptimizerKind::RmsProp),
+        ("Lion", OptimizerKind::Lion),
+    ] {
+        let arg = format!("training_hyperparams.optimizer={name}");
+        let recipe = parse_recipe(BASE, "t.yaml", &[arg]).unwrap();
+        let p = training_params(&recipe.training_hyperparams, "training_hyperparams").unwrap();
+        assert_eq!(p.optimizer, OptimizerConfig::defaults(kind));
+    }
 }
 
 #[test]

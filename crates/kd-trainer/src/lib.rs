@@ -26,8 +26,11 @@
 
 mod checkpoint;
 mod distill;
+mod ema;
 mod error;
 mod fit;
+mod grads;
+mod lamb;
 mod metrics;
 mod module;
 mod optim;
@@ -42,11 +45,16 @@ pub use checkpoint::{
     BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, load_student, student_bytes, write_atomic,
 };
 pub use distill::{ComputedLoss, DistillModel, DistillOutput};
+pub use ema::{EmaDecayType, EmaParams, ModelEma};
 pub use error::TrainError;
 pub use fit::{EpochRecord, TrainOutcome};
+pub use grads::{accumulate, clip_grad_norm, global_norm, scale};
+pub use lamb::Lamb;
 pub use metrics::{METRIC_NAMES, MetricAccumulator};
 pub use module::{StepContext, Supervised, TrainModule};
-pub use optim::{OptimizerConfig, OptimizerKind};
+pub use optim::{
+    NORM_TYPES, OptimizerConfig, OptimizerKind, TrainOptimizer, no_weight_decay_paths,
+};
 pub use params::TrainingParams;
 pub use plot::render_png;
 pub use run_log::{read_log, refresh_run_files, summary, to_csv};

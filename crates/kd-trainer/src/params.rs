@@ -1,4 +1,4 @@
-use crate::{LrSchedule, OptimizerConfig, OptimizerKind};
+use crate::{EmaParams, LrSchedule, METRIC_NAMES, OptimizerConfig, OptimizerKind, TrainError};
 
 /// The training hyper-parameters the loop uses (SuperGradients' `training_hyperparams`).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,39 @@ pub struct TrainingParams {
     /// Stop after this many epochs in this call, leaving a resumable `ckpt_latest.kd`, as an
     /// interruption would (a time box; the schedule still spans `max_epochs`).
     pub stop_after_epochs: Option<usize>,
+    /// `ema`: keep an exponential moving average of the student ([`crate::ModelEma`]) and
+    /// validate and save it (default false).
+    pub ema: bool,
+    /// `ema_params`: its decay schedule (default `{decay 0.9999, decay_type exp, beta 15}`).
+    pub ema_params: EmaParams,
+    /// `zero_weight_decay_on_bias_and_bn`: no weight decay on biases and normalisation layers
+    /// ([`crate::no_weight_decay_paths`], default false).
+    pub zero_weight_decay_on_bias_and_bn: bool,
+    /// `clip_grad_norm`: clip the global L2 norm of the gradients to this before each step
+    /// ([`crate::clip_grad_norm`], default none).
+    pub clip_grad_norm: Option<f64>,
+    /// `batch_accumulate`: sum the gradients of this many batches per optimizer step
+    /// (default 1).
+    pub batch_accumulate: usize,
+    /// `average_best_models`: keep the best snapshots by `metric_to_watch` and write their
+    /// average (default true).
+    pub average_best_models: bool,
+    /// `run_validation_freq`: validate every this many epochs, and always after the last one
+    /// (default 1).
+    pub run_validation_freq: usize,
+    /// `save_ckpt_epoch_list`: also keep the checkpoint of these epochs (0-based, default
+    /// none).
+    pub save_ckpt_epoch_list: Vec<usize>,
+    /// `ckpt_every_n_steps` (kd extension): also write `ckpt_latest` every this many optimizer
+    /// steps (default: only after each epoch).
+    pub ckpt_every_n_steps: Option<usize>,
+    /// `mixed_precision`: autocast and loss scaling; kd does not support it (Burn 0.22 has no
+    /// autocast), so only false is accepted.
+    pub mixed_precision: bool,
+    /// `train_metrics_list`: metrics on training batches (names from [`METRIC_NAMES`]).
+    pub train_metrics_list: Vec<String>,
+    /// `valid_metrics_list`: metrics on validation batches (names from [`METRIC_NAMES`]).
+    pub valid_metrics_list: Vec<String>,
 }
 
 impl TrainingParams {
@@ -47,6 +80,182 @@ impl TrainingParams {
             resume_path: None,
             silent_mode: false,
             stop_after_epochs: None,
+            ema: false,
+            ema_params: EmaParams::default(),
+            zero_weight_decay_on_bias_and_bn: false,
+            clip_grad_norm: None,
+            batch_accumulate: 1,
+            average_best_models: true,
+            run_validation_freq: 1,
+            save_ckpt_epoch_list: Vec::new(),
+            ckpt_every_n_steps: None,
+            mixed_precision: false,
+            train_metrics_list: Vec::new(),
+            valid_metrics_list: Vec::new(),
+        }
+    }
+
+    /// Checks every value against the run, naming the offending key.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.max_epochs == 0 {
+            return Err(TrainError::param("max_epochs", "must be at least 1"));
+        }
+        self.schedule.validate(self.max_epochs)?;
+        self.optimizer.validate()?;
+        if self.ema {
+            self.ema_params.validate()?;
+        }
+        if let Some(max) = self.clip_grad_norm
+            && !(max.is_finite() && max > 0.0)
+        {
+            return Err(TrainError::param(
+                "clip_grad_norm",
+                format!("{max} is not a valid norm: use a finite value > 0, or leave it unset"),
+            ));
+        }
+        for (key, value) in [
+            ("batch_accumulate", Some(self.batch_accumulate)),
+            ("run_validation_freq", Some(self.run_validation_freq)),
+            ("ckpt_every_n_steps", self.ckpt_every_n_steps),
+        ] {
+            if value == Some(0) {
+                return Err(TrainError::param(key, "must be at least 1"));
+            }
+        }
+        if let Some(&e) = self
+            .save_ckpt_epoch_list
+            .iter()
+            .find(|&&e| e >= self.max_epochs)
+        {
+            return Err(TrainError::param(
+                "save_ckpt_epoch_list",
+                format!(
+                    "epoch {e} never runs: epochs are 0-based and max_epochs is {}",
+                    self.max_epochs
+                ),
+            ));
+        }
+        if self.mixed_precision {
+            return Err(TrainError::param(
+                "mixed_precision",
+                "kd does not support mixed precision yet (Burn 0.22 has no autocast or loss scaling): set it to false",
+            ));
+        }
+        for (key, list) in [
+            ("train_metrics_list", &self.train_metrics_list),
+            ("valid_metrics_list", &self.valid_metrics_list),
+        ] {
+            if let Some(m) = list.iter().find(|m| !METRIC_NAMES.contains(&m.as_str())) {
+                return Err(TrainError::param(
+                    key,
+                    format!(
+                        "unknown metric `{m}`{}; kd computes: {}",
+                        kd_core::did_you_mean(m, METRIC_NAMES),
+                        METRIC_NAMES.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EmaDecayType;
+
+    #[test]
+    fn supergradients_defaults() {
+        let p = TrainingParams::new(10, LrSchedule::cosine(0.1));
+        assert!(!p.ema && !p.zero_weight_decay_on_bias_and_bn && !p.mixed_precision);
+        assert_eq!(p.ema_params.decay, 0.9999);
+        assert_eq!(p.ema_params.decay_type, EmaDecayType::Exp);
+        assert_eq!(p.ema_params.beta, 15.0);
+        assert_eq!((p.batch_accumulate, p.run_validation_freq), (1, 1));
+        assert!(p.average_best_models);
+        assert_eq!(p.clip_grad_norm, None);
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let base = TrainingParams::new(4, LrSchedule::cosine(0.1));
+        let cases: Vec<(&str, TrainingParams)> = vec![
+            (
+                "clip_grad_norm",
+                TrainingParams {
+                    clip_grad_norm: Some(0.0),
+                    ..base.clone()
+                },
+            ),
+            (
+                "batch_accumulate",
+                TrainingParams {
+                    batch_accumulate: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "run_validation_freq",
+                TrainingParams {
+                    run_validation_freq: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "ckpt_every_n_steps",
+                TrainingParams {
+                    ckpt_every_n_steps: Some(0),
+                    ..base.clone()
+                },
+            ),
+            (
+                "save_ckpt_epoch_list",
+                TrainingParams {
+                    save_ckpt_epoch_list: vec![1, 4],
+                    ..base.clone()
+                },
+            ),
+            (
+                "mixed_precision",
+                TrainingParams {
+                    mixed_precision: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "valid_metrics_list",
+                TrainingParams {
+                    valid_metrics_list: vec!["Acuracy".into()],
+                    ..base.clone()
+                },
+            ),
+            (
+                "ema_params.decay",
+                TrainingParams {
+                    ema: true,
+                    ema_params: EmaParams {
+                        decay: -1.0,
+                        ..EmaParams::default()
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_epochs",
+                TrainingParams {
+                    max_epochs: 0,
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (key, params) in cases {
+            let err = params.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("training_hyperparams.{key}:")),
+                "{key}: {err}"
+            );
         }
     }
 }
