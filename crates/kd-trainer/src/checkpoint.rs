@@ -21,6 +21,8 @@ use crate::TrainError;
 pub const LATEST_NAME: &str = "ckpt_latest.kd";
 /// File name of the best student.
 pub const BEST_NAME: &str = "ckpt_best.bpk";
+/// File name of the mid-epoch state written every `ckpt_every_n_steps` optimizer steps.
+pub const STEP_NAME: &str = "ckpt_step.kd";
 const MAGIC: &[u8; 8] = b"KDCKPT01";
 
 /// The JSON header of `ckpt_latest.kd`.
@@ -42,6 +44,10 @@ pub struct CheckpointMeta {
     pub best_epoch: Option<usize>,
     /// The run's seed.
     pub seed: u64,
+    /// Batches of `epoch` already trained, for a mid-epoch (`ckpt_step.kd`) state; `None`
+    /// when `epoch` is complete.
+    #[serde(default)]
+    pub step_in_epoch: Option<usize>,
 }
 
 /// A parsed `ckpt_latest.kd`.
@@ -264,6 +270,7 @@ mod tests {
                 best_metric: Some(0.9),
                 best_epoch: Some(2),
                 seed: 7,
+                step_in_epoch: None,
             },
             blobs: vec![
                 ("model".into(), vec![1, 2, 3]),

@@ -16,7 +16,10 @@ use crate::checkpoint::{
 };
 use crate::metrics::{METRIC_NAMES, MetricAccumulator};
 use crate::progress::Progress;
-use crate::{StepContext, TrainError, TrainModule, TrainingParams};
+use crate::{
+    ModelAveraging, ModelEma, STEP_NAME, StepContext, TrainError, TrainModule, TrainOptimizer,
+    TrainingParams, accumulate, clip_grad_norm,
+};
 
 /// One epoch's results.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +112,38 @@ fn fmt_metrics(values: &[(String, f64)]) -> String {
 ///
 /// `model` must already be trainable (its trainable tensors on `device.autodiff()`); the
 /// teacher inside a KD module stays where the KD module put it.
+/// `ckpt_latest.kd` or `ckpt_step.kd`, whichever holds more optimizer steps.
+fn newest_state(latest: &Path, step: &Path) -> PathBuf {
+    let steps = |p: &Path| Checkpoint::load(p).ok().map(|c| c.meta.global_step);
+    match (steps(latest), steps(step)) {
+        (Some(a), Some(b)) if b > a => step.to_path_buf(),
+        (None, Some(_)) => step.to_path_buf(),
+        _ => latest.to_path_buf(),
+    }
+}
+
+/// Writes a resumable state (model, optimizer, EMA) atomically.
+fn save_state<M: TrainModule>(
+    path: &Path,
+    meta: CheckpointMeta,
+    model: &M,
+    optim: &TrainOptimizer,
+    ema: Option<&ModelEma<M>>,
+) -> Result<(), TrainError> {
+    let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("cannot serialise the optimizer: {e}"),
+    })?;
+    let mut blobs = vec![
+        ("model".into(), module_bytes(model, path)?),
+        ("optimizer".into(), optim_bytes.to_vec()),
+    ];
+    if let Some(e) = ema {
+        blobs.push(("ema".into(), e.to_bytes(path)?));
+    }
+    Checkpoint { meta, blobs }.save(path)
+}
+
 /// The RNG seed of training step `step` (SplitMix64 of the run seed and the step).
 fn step_seed(seed: u64, step: usize) -> u64 {
     let mut z = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -147,8 +182,7 @@ where
     if params.max_epochs == 0 {
         return Err(TrainError::param("max_epochs", "must be at least 1"));
     }
-    params.schedule.validate(params.max_epochs)?;
-    params.optimizer.validate()?;
+    params.validate()?;
     let loss_names: Vec<String> = criterion
         .component_names()
         .iter()
@@ -169,15 +203,21 @@ where
         source,
     })?;
 
-    let mut optim = params.optimizer.build();
+    let step_path = run_dir.join(STEP_NAME);
+    let mut optim = params
+        .optimizer
+        .build_for(&model, params.zero_weight_decay_on_bias_and_bn);
     let mut start_epoch = 0;
+    let mut skip_steps = 0;
     let mut global_step = 0;
     let mut best: Option<(f64, usize)> = None;
-    if params.resume || params.resume_path.is_some() {
+    let mut ema_state: Option<(Vec<u8>, PathBuf)> = None;
+    let resuming = params.resume || params.resume_path.is_some();
+    if resuming {
         let path = params
             .resume_path
             .clone()
-            .unwrap_or_else(|| latest_path.clone());
+            .unwrap_or_else(|| newest_state(&latest_path, &step_path));
         if !path.exists() {
             return Err(TrainError::Checkpoint {
                 path,
@@ -200,8 +240,17 @@ where
             path: path.clone(),
             message: format!("unreadable optimizer state ({e}): use the same optimizer as the run that wrote it"),
         })?;
-        start_epoch = ckpt.meta.epoch + 1;
+        match ckpt.meta.step_in_epoch {
+            Some(done) => {
+                start_epoch = ckpt.meta.epoch;
+                skip_steps = done;
+            }
+            None => start_epoch = ckpt.meta.epoch + 1,
+        }
         global_step = ckpt.meta.global_step;
+        if let Some((_, bytes)) = ckpt.blobs.iter().find(|(name, _)| name == "ema") {
+            ema_state = Some((bytes.clone(), path.clone()));
+        }
         best = ckpt.meta.best_metric.zip(ckpt.meta.best_epoch);
         if !params.silent_mode {
             eprintln!(
@@ -216,9 +265,33 @@ where
         let _ = std::fs::remove_file(&log_path);
     }
 
+    // The EMA averages the student alone; it is created after a resume so ids match.
+    let mut ema = match (params.ema, ema_state) {
+        (false, _) => None,
+        (true, state) => {
+            let fresh = ModelEma::with_part(&model, model.student_module(), params.ema_params)?;
+            Some(match state {
+                Some((bytes, path)) => fresh.load_bytes(&bytes, &path)?,
+                None => fresh,
+            })
+        }
+    };
+    let mut averaging = match (params.average_best_models, resuming) {
+        (false, _) => None,
+        (true, true) => Some(ModelAveraging::open(
+            run_dir,
+            params.greater_metric_to_watch_is_better,
+        )?),
+        (true, false) => Some(ModelAveraging::fresh(
+            run_dir,
+            params.greater_metric_to_watch_is_better,
+        )),
+    };
+    let accumulate_every = params.batch_accumulate.max(1);
     let iters_per_epoch = params
         .max_train_batches
         .map_or(train.num_batches(), |m| m.min(train.num_batches()));
+    let total_steps = iters_per_epoch * params.max_epochs;
     let mut history = Vec::new();
     let end_epoch = params.stop_after_epochs.map_or(params.max_epochs, |n| {
         (start_epoch + n).min(params.max_epochs)
@@ -232,19 +305,27 @@ where
             params.silent_mode,
         );
         let mut lr = params.schedule.initial_lr;
+        let skip = if epoch == start_epoch { skip_steps } else { 0 };
+        let mut pending: Option<GradientsParams> = None;
         for (step, batch) in train
             .iter(epoch, &train_device)
             .take(iters_per_epoch)
             .enumerate()
+            .skip(skip)
         {
             let batch = batch?;
-            lr = params
-                .schedule
-                .lr(epoch, step, iters_per_epoch, params.max_epochs);
+            lr = params.schedule.lr_accumulated(
+                epoch,
+                step,
+                iters_per_epoch,
+                params.max_epochs,
+                accumulate_every,
+            );
             // Random draws inside the step (dropout, drop path, CRD's negatives) come from a
-            // stream fixed by the seed and the step, so a resumed run draws what an
+            // stream fixed by the seed and the batch, so a resumed run draws what an
             // uninterrupted one would have.
-            train_device.seed(step_seed(params.seed, global_step));
+            let batch_index = epoch * iters_per_epoch + step;
+            train_device.seed(step_seed(params.seed, batch_index));
             let ctx = step_context(&batch, epoch, true, &train_device);
             let output = model.forward_train(batch.images, &ctx);
             let LossOutput { loss, components } = criterion.forward(&output, &batch.targets);
@@ -271,8 +352,41 @@ where
             }
             acc.update(&values, M::metric_logits(&output).detach(), &batch.targets);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            global_step += 1;
+            pending = Some(match pending.take() {
+                Some(sum) => accumulate(sum, grads, &model),
+                None => grads,
+            });
+            // Gradients of `batch_accumulate` batches make one step; an epoch's last batches
+            // step even when fewer, so no gradient crosses an epoch boundary.
+            let last = step + 1 == iters_per_epoch;
+            if (batch_index + 1).is_multiple_of(accumulate_every) || last {
+                let mut grads = pending.take().unwrap_or_default();
+                if let Some(max_norm) = params.clip_grad_norm {
+                    grads = clip_grad_norm(grads, &model, max_norm)?.0;
+                }
+                model = optim.step(lr, model, grads);
+                global_step += 1;
+                if let Some(e) = &mut ema {
+                    e.update(&model, batch_index + 1, total_steps);
+                }
+                if let Some(n) = params.ckpt_every_n_steps
+                    && global_step.is_multiple_of(n)
+                    && !last
+                {
+                    let meta = CheckpointMeta {
+                        kind: kind.to_string(),
+                        epoch,
+                        global_step,
+                        max_epochs: params.max_epochs,
+                        metric_to_watch: watched.clone(),
+                        best_metric: best.map(|b| b.0),
+                        best_epoch: best.map(|b| b.1),
+                        seed: params.seed,
+                        step_in_epoch: Some(step + 1),
+                    };
+                    save_state(&step_path, meta, &model, &optim, ema.as_ref())?;
+                }
+            }
             bar.tick(step + 1, acc.samples(), values[0]);
         }
         bar.finish();
@@ -280,10 +394,20 @@ where
         let train_samples = acc.samples();
         let train_seconds = epoch_start.elapsed().as_secs_f64();
 
-        // Validation on the plain device, in eval mode.
-        let eval = model.valid();
+        // Validation on the plain device, in eval mode, of the EMA student when EMA is on;
+        // every `run_validation_freq` epochs and after the last.
+        let validate_now = (epoch + 1).is_multiple_of(params.run_validation_freq.max(1))
+            || epoch + 1 == params.max_epochs;
+        let eval = match &ema {
+            Some(e) => e.module().clone(),
+            None => model.valid(),
+        };
         let mut vacc = MetricAccumulator::new(loss_names.clone());
-        let max_valid = params.max_valid_batches.unwrap_or(usize::MAX);
+        let max_valid = if validate_now {
+            params.max_valid_batches.unwrap_or(usize::MAX)
+        } else {
+            0
+        };
         for batch in valid.iter(0, &plain_device).take(max_valid) {
             let batch = batch?;
             let ctx = step_context(&batch, epoch, false, &plain_device);
@@ -294,7 +418,11 @@ where
             );
             vacc.update(&values, M::metric_logits(&output), &batch.targets);
         }
-        let valid_metrics = vacc.compute();
+        let valid_metrics = if validate_now {
+            vacc.compute()
+        } else {
+            Vec::new()
+        };
         let record = EpochRecord {
             epoch,
             lr,
@@ -319,6 +447,9 @@ where
                 &student_bytes(eval.student_module(), &best_path)?,
             )?;
         }
+        if let Some(avg) = &mut averaging {
+            avg.offer(epoch, value, eval.student_module())?;
+        }
         let meta = CheckpointMeta {
             kind: kind.to_string(),
             epoch,
@@ -328,19 +459,17 @@ where
             best_metric: best.map(|b| b.0),
             best_epoch: best.map(|b| b.1),
             seed: params.seed,
+            step_in_epoch: None,
         };
-        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Checkpoint {
-            path: latest_path.clone(),
-            message: format!("cannot serialise the optimizer: {e}"),
-        })?;
-        Checkpoint {
-            meta,
-            blobs: vec![
-                ("model".into(), module_bytes(&model, &latest_path)?),
-                ("optimizer".into(), optim_bytes.to_vec()),
-            ],
+        save_state(&latest_path, meta, &model, &optim, ema.as_ref())?;
+        if params.save_ckpt_epoch_list.contains(&epoch) {
+            let kept = run_dir.join(format!("ckpt_epoch_{epoch}.kd"));
+            std::fs::copy(&latest_path, &kept).map_err(|source| TrainError::Io {
+                action: "cannot copy the checkpoint to",
+                path: kept,
+                source,
+            })?;
         }
-        .save(&latest_path)?;
         append_log(&log_path, &record)?;
         crate::run_log::refresh_run_files(run_dir)?;
         if !params.silent_mode {

@@ -24,6 +24,7 @@
 //! assert!(params.schedule.lr(9, 99, 100, 10) < 0.002);
 //! ```
 
+mod averaging;
 mod checkpoint;
 mod distill;
 mod ema;
@@ -41,8 +42,10 @@ mod run_log;
 mod schedule;
 mod trainer;
 
+pub use averaging::{AVERAGE_NAME, AVERAGED_SNAPSHOTS, ModelAveraging};
 pub use checkpoint::{
-    BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, load_student, student_bytes, write_atomic,
+    BEST_NAME, Checkpoint, CheckpointMeta, LATEST_NAME, STEP_NAME, load_student, student_bytes,
+    write_atomic,
 };
 pub use distill::{ComputedLoss, DistillModel, DistillOutput};
 pub use ema::{EmaDecayType, EmaParams, ModelEma};
