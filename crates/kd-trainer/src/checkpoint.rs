@@ -50,6 +50,14 @@ pub struct CheckpointMeta {
     pub step_in_epoch: Option<usize>,
 }
 
+impl CheckpointMeta {
+    /// The same header for a mid-epoch state, `done` batches into its epoch.
+    pub fn at_step(mut self, done: usize) -> Self {
+        self.step_in_epoch = Some(done);
+        self
+    }
+}
+
 /// A parsed `ckpt_latest.kd`.
 #[derive(Debug)]
 pub struct Checkpoint {

@@ -122,6 +122,28 @@ fn newest_state(latest: &Path, step: &Path) -> PathBuf {
     }
 }
 
+/// The header of a resumable state written after `epoch` (complete).
+fn state_meta(
+    kind: &str,
+    params: &TrainingParams,
+    watched: &str,
+    best: Option<(f64, usize)>,
+    epoch: usize,
+    global_step: usize,
+) -> CheckpointMeta {
+    CheckpointMeta {
+        kind: kind.to_string(),
+        epoch,
+        global_step,
+        max_epochs: params.max_epochs,
+        metric_to_watch: watched.to_string(),
+        best_metric: best.map(|b| b.0),
+        best_epoch: best.map(|b| b.1),
+        seed: params.seed,
+        step_in_epoch: None,
+    }
+}
+
 /// Writes a resumable state (model, optimizer, EMA) atomically.
 fn save_state<M: TrainModule>(
     path: &Path,
@@ -373,17 +395,8 @@ where
                     && global_step.is_multiple_of(n)
                     && !last
                 {
-                    let meta = CheckpointMeta {
-                        kind: kind.to_string(),
-                        epoch,
-                        global_step,
-                        max_epochs: params.max_epochs,
-                        metric_to_watch: watched.clone(),
-                        best_metric: best.map(|b| b.0),
-                        best_epoch: best.map(|b| b.1),
-                        seed: params.seed,
-                        step_in_epoch: Some(step + 1),
-                    };
+                    let meta = state_meta(kind, params, &watched, best, epoch, global_step)
+                        .at_step(step + 1);
                     save_state(&step_path, meta, &model, &optim, ema.as_ref())?;
                 }
             }
@@ -450,17 +463,7 @@ where
         if let Some(avg) = &mut averaging {
             avg.offer(epoch, value, eval.student_module())?;
         }
-        let meta = CheckpointMeta {
-            kind: kind.to_string(),
-            epoch,
-            global_step,
-            max_epochs: params.max_epochs,
-            metric_to_watch: watched.clone(),
-            best_metric: best.map(|b| b.0),
-            best_epoch: best.map(|b| b.1),
-            seed: params.seed,
-            step_in_epoch: None,
-        };
+        let meta = state_meta(kind, params, &watched, best, epoch, global_step);
         save_state(&latest_path, meta, &model, &optim, ema.as_ref())?;
         if params.save_ckpt_epoch_list.contains(&epoch) {
             let kept = run_dir.join(format!("ckpt_epoch_{epoch}.kd"));

@@ -2,56 +2,19 @@
 //! averaging, gradient accumulation and clipping, validation frequency, per-epoch and
 //! mid-epoch checkpoints, and resume with all of them.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
 use kd_core::KdArchParams;
-use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
 use kd_losses::KdLogitsLossConfig;
 use kd_models::{SmallCnn, SmallCnnConfig};
 use kd_trainer::{
     AVERAGE_NAME, BEST_NAME, Checkpoint, KdTrainer, LATEST_NAME, LrSchedule, TrainingParams,
     load_student, read_log,
 };
-
-fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kd-options-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// 60 random 1×8×8 images whose class (of 3) is the brightest third of the image.
-fn loaders() -> (DataLoader, DataLoader) {
-    let n = 60;
-    let mut images = Vec::with_capacity(n * 64);
-    let mut labels = Vec::with_capacity(n);
-    let mut state = 99u64;
-    for i in 0..n {
-        let class = i % 3;
-        for p in 0..64 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let bright = if p / 22 == class { 150 } else { 40 };
-            images.push(bright + (state >> 58) as u8);
-        }
-        labels.push(class);
-    }
-    let ds = Arc::new(InMemoryDataset::new(images, labels, [1, 8, 8], 3).unwrap());
-    let cfg = |shuffle| LoaderConfig {
-        batch_size: 10,
-        shuffle,
-        drop_last: false,
-        num_workers: 1,
-        seed: 4,
-    };
-    (
-        DataLoader::new(ds.clone(), Transforms::to_tensor_only(), cfg(true)).unwrap(),
-        DataLoader::new(ds, Transforms::to_tensor_only(), cfg(false)).unwrap(),
-    )
-}
 
 fn params(epochs: usize) -> TrainingParams {
     let mut p = TrainingParams::new(epochs, LrSchedule::cosine(0.05));
@@ -78,7 +41,7 @@ fn train(
     let teacher = SmallCnnConfig::new(1, 3)
         .with_widths([8, 8, 8])
         .init(&device);
-    let (train, valid) = loaders();
+    let (train, valid) = common::loaders(60, 10, 4, 99);
     let loss = KdLogitsLossConfig::new().init().unwrap();
     KdTrainer::new(dir, &device)
         .train(
@@ -94,27 +57,9 @@ fn train(
         .unwrap()
 }
 
-fn floats<M: Module>(m: &M) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0
-                .extend(p.val().into_data().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-}
-
 #[test]
 fn ema_averaging_accumulation_clipping_and_checkpoints() {
-    let dir = run_dir("all");
+    let dir = common::run_dir("options", "all");
     let mut p = params(3);
     p.run_validation_freq = 2;
     let out = train(&dir, &p);
@@ -148,7 +93,12 @@ fn ema_averaging_accumulation_clipping_and_checkpoints() {
         .init(&device);
     let best = load_student(bare, &dir.join(BEST_NAME)).unwrap();
     if best_epoch == 2 {
-        assert!(max_diff(&floats(&best), &floats(&out.model.student.valid())) > 0.0);
+        assert!(
+            common::max_diff(
+                &common::floats(&best),
+                &common::floats(&out.model.student.valid())
+            ) > 0.0
+        );
     }
     // The average of the two validated epochs exists and loads into a bare student.
     let bare = SmallCnnConfig::new(1, 3)
@@ -159,18 +109,18 @@ fn ema_averaging_accumulation_clipping_and_checkpoints() {
 
 #[test]
 fn resume_restores_ema_and_averaging() {
-    let straight_dir = run_dir("straight");
+    let straight_dir = common::run_dir("options", "straight");
     let straight = train(&straight_dir, &params(2));
-    let split_dir = run_dir("split");
+    let split_dir = common::run_dir("options", "split");
     let mut p = params(2);
     p.stop_after_epochs = Some(1);
     train(&split_dir, &p);
     let mut p = params(2);
     p.resume = true;
     let resumed = train(&split_dir, &p);
-    let student = max_diff(
-        &floats(&straight.model.student),
-        &floats(&resumed.model.student),
+    let student = common::max_diff(
+        &common::floats(&straight.model.student),
+        &common::floats(&resumed.model.student),
     );
     assert!(student < 1e-5, "resumed student differs by {student}");
     let device = Device::flex();
@@ -178,14 +128,14 @@ fn resume_restores_ema_and_averaging() {
         let bare = SmallCnnConfig::new(1, 3)
             .with_widths([4, 4, 8])
             .init(&device);
-        floats(&load_student(bare, &dir.join(name)).unwrap())
+        common::floats(&load_student(bare, &dir.join(name)).unwrap())
     };
-    let best = max_diff(
+    let best = common::max_diff(
         &load(&straight_dir, BEST_NAME),
         &load(&split_dir, BEST_NAME),
     );
     assert!(best < 1e-5, "resumed EMA best differs by {best}");
-    let avg = max_diff(
+    let avg = common::max_diff(
         &load(&straight_dir, AVERAGE_NAME),
         &load(&split_dir, AVERAGE_NAME),
     );
@@ -195,7 +145,7 @@ fn resume_restores_ema_and_averaging() {
 /// A run resumed from its mid-epoch `ckpt_step.kd` ends where the uninterrupted run ends.
 #[test]
 fn resume_from_a_mid_epoch_checkpoint() {
-    let dir = run_dir("step");
+    let dir = common::run_dir("options", "step");
     let mut p = params(1);
     p.save_ckpt_epoch_list = Vec::new();
     let straight = train(&dir, &p);
@@ -205,9 +155,9 @@ fn resume_from_a_mid_epoch_checkpoint() {
     assert_eq!((meta.epoch, meta.step_in_epoch), (0, Some(4)));
     p.resume_path = Some(dir.join(kd_trainer::STEP_NAME));
     let resumed = train(&dir, &p);
-    let student = max_diff(
-        &floats(&straight.model.student),
-        &floats(&resumed.model.student),
+    let student = common::max_diff(
+        &common::floats(&straight.model.student),
+        &common::floats(&resumed.model.student),
     );
     assert!(student < 1e-5, "resumed student differs by {student}");
 }

@@ -1,13 +1,14 @@
 //! End-to-end checks of the training loop on a tiny in-memory dataset.
 
+mod common;
+
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 
 use burn::module::Module;
 use burn::prelude::*;
 use kd_core::{Criterion, KdArchParams, KdOutput, LossOutput, Targets};
-use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
 use kd_losses::{CrossEntropyLossConfig, KdLogitsLossConfig};
 use kd_models::{SmallCnn, SmallCnnConfig};
 use kd_trainer::{
@@ -20,43 +21,6 @@ static SEEDED: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SEEDED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kd-trainer-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// 96 random 1×8×8 images whose class (of 3) is the brightest third of the image.
-fn loaders() -> (DataLoader, DataLoader) {
-    let n = 96;
-    let mut images = Vec::with_capacity(n * 64);
-    let mut labels = Vec::with_capacity(n);
-    let mut state = 12345u64;
-    for i in 0..n {
-        let class = i % 3;
-        for p in 0..64 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let noise = (state >> 58) as u8;
-            let bright = if p / 22 == class { 150 } else { 40 };
-            images.push(bright + noise);
-        }
-        labels.push(class);
-    }
-    let ds = Arc::new(InMemoryDataset::new(images, labels, [1, 8, 8], 3).unwrap());
-    let cfg = |shuffle| LoaderConfig {
-        batch_size: 16,
-        shuffle,
-        drop_last: false,
-        num_workers: 1,
-        seed: 3,
-    };
-    let train = DataLoader::new(ds.clone(), Transforms::to_tensor_only(), cfg(true)).unwrap();
-    let valid = DataLoader::new(ds, Transforms::to_tensor_only(), cfg(false)).unwrap();
-    (train, valid)
 }
 
 fn student(device: &Device) -> SmallCnn {
@@ -79,19 +43,6 @@ fn params(epochs: usize) -> TrainingParams {
     p
 }
 
-fn floats<M: Module>(m: &M) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0
-                .extend(p.val().into_data().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
-}
-
 fn kd_run(
     dir: &Path,
     epochs: usize,
@@ -107,7 +58,7 @@ fn kd_run_until(
     stop_after: Option<usize>,
 ) -> kd_trainer::TrainOutcome<kd_core::KdModel<SmallCnn, SmallCnn>> {
     let device = Device::flex();
-    let (train, valid) = loaders();
+    let (train, valid) = common::loaders(96, 16, 3, 12345);
     let mut p = params(epochs);
     p.resume = resume;
     p.stop_after_epochs = stop_after;
@@ -132,11 +83,11 @@ fn teacher_is_bit_identical_after_kd_and_student_learns() {
     let device = Device::flex();
     // Parameters initialise lazily: reading them here fixes the values the run starts from.
     let t = teacher(&device);
-    let before = floats(&t);
+    let before = common::floats(&t);
     let st = student(&device);
-    let student_before = floats(&st);
-    let dir = run_dir("frozen");
-    let (train, valid) = loaders();
+    let student_before = common::floats(&st);
+    let dir = common::run_dir("trainer", "frozen");
+    let (train, valid) = common::loaders(96, 16, 3, 12345);
     let loss = KdLogitsLossConfig::new().init().unwrap();
     let out = KdTrainer::new(&dir, &device)
         .train(
@@ -151,12 +102,12 @@ fn teacher_is_bit_identical_after_kd_and_student_learns() {
         )
         .unwrap();
     assert_eq!(
-        floats(&out.model.teacher),
+        common::floats(&out.model.teacher),
         before,
         "teacher weights or BN statistics changed"
     );
     assert_ne!(
-        floats(&out.model.student),
+        common::floats(&out.model.student),
         student_before,
         "the student did not train"
     );
@@ -183,7 +134,7 @@ fn teacher_is_bit_identical_after_kd_and_student_learns() {
 fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
     let _serial = serial();
     let device = Device::flex();
-    let dir = run_dir("best");
+    let dir = common::run_dir("trainer", "best");
     let out = kd_run(&dir, 3, false);
     let (best_value, best_epoch) = out.best.expect("a best epoch");
     assert_eq!(
@@ -195,7 +146,7 @@ fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
         .with_widths([4, 4, 8])
         .init(&device);
     let loaded = load_student(bare, &out.best_checkpoint()).unwrap().valid();
-    let (_, valid) = loaders();
+    let (_, valid) = common::loaders(96, 16, 3, 12345);
     let mut acc = kd_trainer::MetricAccumulator::new(vec![]);
     for batch in valid.iter(0, &device) {
         let batch = batch.unwrap();
@@ -217,10 +168,10 @@ fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
 #[test]
 fn resume_continues_at_the_next_epoch_with_the_same_state() {
     let _serial = serial();
-    let straight_dir = run_dir("straight");
+    let straight_dir = common::run_dir("trainer", "straight");
     let straight = kd_run(&straight_dir, 3, false);
 
-    let split_dir = run_dir("split");
+    let split_dir = common::run_dir("trainer", "split");
     // An interrupted run: the schedule spans 3 epochs, the process stops after 2.
     let first = kd_run_until(&split_dir, 3, false, Some(2));
     assert_eq!(first.history.len(), 2);
@@ -236,8 +187,8 @@ fn resume_continues_at_the_next_epoch_with_the_same_state() {
     assert_eq!(resumed.history.len(), 1);
     assert_eq!(resumed.history[0].epoch, 2);
     // Same data order, same optimizer state (momentum), same schedule: same weights.
-    let a = floats(&straight.model.student);
-    let b = floats(&resumed.model.student);
+    let a = common::floats(&straight.model.student);
+    let b = common::floats(&resumed.model.student);
     let max_diff = a
         .iter()
         .zip(&b)
@@ -247,9 +198,9 @@ fn resume_continues_at_the_next_epoch_with_the_same_state() {
     assert_eq!(straight.history[2].valid, resumed.history[0].valid);
 
     // Resuming without a checkpoint is a clear error.
-    let empty = run_dir("empty");
+    let empty = common::run_dir("trainer", "empty");
     let device = Device::flex();
-    let (train, valid) = loaders();
+    let (train, valid) = common::loaders(96, 16, 3, 12345);
     let mut p = params(1);
     p.resume = true;
     let loss = KdLogitsLossConfig::new().init().unwrap();
@@ -304,8 +255,8 @@ impl Criterion<Tensor<2>> for PoisonAt {
 fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     let _serial = serial();
     let device = Device::flex();
-    let (train, valid) = loaders();
-    let dir = run_dir("nan");
+    let (train, valid) = common::loaders(96, 16, 3, 12345);
+    let dir = common::run_dir("trainer", "nan");
     // Epoch 0 has 6 training and 6 validation calls; the 3rd step of epoch 1 is poisoned.
     let loss = PoisonAt {
         calls: Cell::new(0),
@@ -347,8 +298,8 @@ fn kd_output_reaches_custom_criteria() {
         }
     }
     let device = Device::flex();
-    let (train, valid) = loaders();
-    let dir = run_dir("custom");
+    let (train, valid) = common::loaders(96, 16, 3, 12345);
+    let dir = common::run_dir("trainer", "custom");
     KdTrainer::new(&dir, &device)
         .train(
             student(&device),

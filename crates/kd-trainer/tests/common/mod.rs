@@ -1,0 +1,73 @@
+//! Helpers shared by the training-loop tests: a synthetic dataset and weight comparisons.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::prelude::*;
+use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
+
+/// A fresh temporary run folder for test `name` of file `file`.
+pub fn run_dir(file: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kd-{file}-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `n` random 1×8×8 images whose class (of 3) is the brightest third of the image, as a
+/// shuffled training loader and an ordered validation loader over the same samples.
+pub fn loaders(
+    n: usize,
+    batch_size: usize,
+    seed: u64,
+    noise_seed: u64,
+) -> (DataLoader, DataLoader) {
+    let mut images = Vec::with_capacity(n * 64);
+    let mut labels = Vec::with_capacity(n);
+    let mut state = noise_seed;
+    for i in 0..n {
+        let class = i % 3;
+        for p in 0..64 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let bright = if p / 22 == class { 150 } else { 40 };
+            images.push(bright + (state >> 58) as u8);
+        }
+        labels.push(class);
+    }
+    let ds = Arc::new(InMemoryDataset::new(images, labels, [1, 8, 8], 3).unwrap());
+    let cfg = |shuffle| LoaderConfig {
+        batch_size,
+        shuffle,
+        drop_last: false,
+        num_workers: 1,
+        seed,
+    };
+    (
+        DataLoader::new(ds.clone(), Transforms::to_tensor_only(), cfg(true)).unwrap(),
+        DataLoader::new(ds, Transforms::to_tensor_only(), cfg(false)).unwrap(),
+    )
+}
+
+/// Every float tensor of `m`, flattened in visit order.
+pub fn floats<M: Module>(m: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0
+                .extend(p.val().into_data().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    m.visit(&mut c);
+    c.0
+}
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
