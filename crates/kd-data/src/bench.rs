@@ -54,7 +54,7 @@ pub fn bench_image_folder(
     let loader = DataLoader::new(dataset, transforms, config)?;
     let start = Instant::now();
     let (mut images, mut left, mut epoch) = (0, batches, 0);
-    while left > 0 && !loader.is_empty() {
+    while left > 0 && loader.epoch_len() > 0 {
         let n = left.min(loader.num_batches());
         images += loader.build_host_batches(epoch, n)?;
         left -= n;

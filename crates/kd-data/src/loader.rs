@@ -156,20 +156,26 @@ impl DataLoader {
         self.mixup.as_deref()
     }
 
-    /// Number of visits per epoch (the dataset's size unless the sampler says otherwise),
-    /// the last partial batch included or not.
+    /// Number of samples in the dataset, which sizes per-sample memory banks such as CRD's; an
+    /// epoch visits [`DataLoader::epoch_len`] of them.
     pub fn len(&self) -> usize {
-        self.sampler.epoch_len(self.dataset.len())
+        self.dataset.len()
     }
 
-    /// Whether an epoch visits no sample.
+    /// Whether the dataset holds no sample.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.dataset.is_empty()
+    }
+
+    /// Number of visits per epoch (the dataset's size unless the sampler says otherwise), the
+    /// last partial batch included or not.
+    pub fn epoch_len(&self) -> usize {
+        self.sampler.epoch_len(self.dataset.len())
     }
 
     /// Number of batches per epoch.
     pub fn num_batches(&self) -> usize {
-        let (n, b) = (self.len(), self.config.batch_size);
+        let (n, b) = (self.epoch_len(), self.config.batch_size);
         if self.config.drop_last {
             n / b
         } else {

@@ -351,7 +351,7 @@ fn repeated_visits_are_augmented_differently_and_replicas_split_the_data() {
         .unwrap()
         .with_sampler(repeat)
         .unwrap();
-    assert_eq!(loader.len(), 12);
+    assert_eq!((loader.len(), loader.epoch_len()), (12, 12));
     let device = Device::flex();
     let batch = loader.iter(0, &device).next().unwrap().unwrap();
     assert_eq!(batch.indices, [0, 0, 0]);
@@ -376,7 +376,7 @@ fn repeated_visits_are_augmented_differently_and_replicas_split_the_data() {
         .unwrap()
         .with_sampler(sampler)
         .unwrap();
-        assert_eq!((l.len(), l.num_batches()), (4, 2));
+        assert_eq!((l.len(), l.epoch_len(), l.num_batches()), (12, 4, 2));
         for b in l.iter(2, &device) {
             seen.extend(b.unwrap().indices);
         }
@@ -399,4 +399,31 @@ fn bench_reports_a_positive_rate() {
     let dir = image_tree("bench");
     let rate = kd_data::bench_image_folder(&dir.0, 16, 2, 3).unwrap();
     assert!(rate.is_finite() && rate > 0.0, "{rate}");
+}
+
+/// The benchmark of the task report: 512 generated 224×224 JPEGs in 8 classes through
+/// SuperGradients' ImageNet training transforms. Run with
+/// `cargo test -p kd-data --release --test image_datasets -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run explicitly"]
+fn bench_512_jpegs_at_224() {
+    let dir = TempDir::new("bench-512");
+    for i in 0..512u32 {
+        let img = RgbImage::from_fn(224, 224, |x, y| {
+            let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ i.wrapping_mul(31)) % 64;
+            image::Rgb([
+                ((x + i) % 256) as u8 / 2 + n as u8,
+                ((y * 2 + i) % 256) as u8 / 2 + n as u8,
+                ((x + y) % 256) as u8 / 2 + (63 - n) as u8,
+            ])
+        });
+        let path = dir.0.join(format!("class{}/{i:04}.jpg", i % 8));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        img.save_with_format(path, ImageFormat::Jpeg).unwrap();
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for (t, label) in [(1, "1 thread"), (threads, "all threads")] {
+        let rate = kd_data::bench_image_folder(&dir.0, 224, t, 8).unwrap();
+        eprintln!("bench_image_folder, 512 JPEGs at 224, {label} ({t}): {rate:.0} images/s");
+    }
 }
