@@ -209,25 +209,31 @@ pub fn enhance_sharpness(
     if h < 3 || w < 3 {
         return Ok(());
     }
+    // Column sums of three rows, then the 3×3 box from three neighbouring column sums.
+    let mut cols = vec![0.0f32; w];
     let mut smooth = vec![0.0f32; w * (h - 2)];
     for plane in data.chunks_exact_mut(h * w).take(c) {
         for y in 1..h - 1 {
+            let (up, mid, down) = (
+                &plane[(y - 1) * w..y * w],
+                &plane[y * w..(y + 1) * w],
+                &plane[(y + 1) * w..(y + 2) * w],
+            );
+            for (((s, a), b), d) in cols.iter_mut().zip(up).zip(mid).zip(down) {
+                *s = a + b + d;
+            }
+            let out = &mut smooth[(y - 1) * w..y * w];
             for x in 1..w - 1 {
-                let mut s = 0.0;
-                for dy in 0..3 {
-                    for dx in 0..3 {
-                        s += plane[(y + dy - 1) * w + x + dx - 1];
-                    }
-                }
-                s += 4.0 * plane[y * w + x];
+                let s = cols[x - 1] + cols[x] + cols[x + 1] + 4.0 * mid[x];
                 // Pillow rounds the filtered image to 8-bit levels.
-                smooth[(y - 1) * w + x] = f32::from(to_level(s / 13.0)) / 255.0;
+                out[x] = f32::from(to_level(s / 13.0)) / 255.0;
             }
         }
         for y in 1..h - 1 {
-            for x in 1..w - 1 {
-                let v = &mut plane[y * w + x];
-                *v = blend(*v, smooth[(y - 1) * w + x], factor);
+            let row = &mut plane[y * w + 1..(y + 1) * w - 1];
+            let sm = &smooth[(y - 1) * w + 1..y * w - 1];
+            for (v, &d) in row.iter_mut().zip(sm) {
+                *v = blend(*v, d, factor);
             }
         }
     }

@@ -200,7 +200,7 @@ pub fn resize(
 }
 
 /// Cubic convolution weights with Pillow's transform coefficient (a = -1) for fraction `d`.
-fn cubic_weights(d: f64) -> [f64; 4] {
+fn cubic_weights(d: f32) -> [f32; 4] {
     // p(d) = v2 + d(-v1 + v3) + d²(2v1 - 2v2 + v3 - v4) + d³(-v1 + v2 - v3 + v4), per input.
     let (d2, d3) = (d * d, d * d * d);
     [
@@ -236,56 +236,55 @@ pub fn affine(
             ),
         ));
     }
+    let plane = h * w;
     dst.clear();
-    dst.resize(c * h * w, 0.0);
+    dst.resize(c * plane, 0.0);
     let [a, b, cc, d, e, f] = matrix;
     let clamp_x = |x: isize| x.clamp(0, w as isize - 1) as usize;
     let clamp_y = |y: isize| y.clamp(0, h as isize - 1) as usize;
     for y in 0..h {
+        let py = y as f64 + 0.5;
         for x in 0..w {
-            let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+            let px = x as f64 + 0.5;
             let xin = a * px + b * py + cc;
             let yin = d * px + e * py + f;
             let at = y * w + x;
             if !(xin >= 0.0 && xin < w as f64 && yin >= 0.0 && yin < h as f64) {
-                for ch in 0..c {
-                    dst[ch * h * w + at] = fill[ch];
+                for (ch, &v) in fill.iter().enumerate() {
+                    dst[ch * plane + at] = v;
                 }
                 continue;
             }
             let (xs, ys) = (xin - 0.5, yin - 0.5);
             let (x0, y0) = (xs.floor(), ys.floor());
-            let (dx, dy) = (xs - x0, ys - y0);
+            let (dx, dy) = ((xs - x0) as f32, (ys - y0) as f32);
             let (x0, y0) = (x0 as isize, y0 as isize);
             match filter {
                 Resample::Bilinear => {
                     let (xa, xb) = (clamp_x(x0), clamp_x(x0 + 1));
-                    let (ya, yb) = (clamp_y(y0), clamp_y(y0 + 1));
-                    for ch in 0..c {
-                        let p = &src[ch * h * w..][..h * w];
-                        let top = f64::from(p[ya * w + xa])
-                            + (f64::from(p[ya * w + xb]) - f64::from(p[ya * w + xa])) * dx;
-                        let bot = f64::from(p[yb * w + xa])
-                            + (f64::from(p[yb * w + xb]) - f64::from(p[yb * w + xa])) * dx;
-                        dst[ch * h * w + at] = (top + (bot - top) * dy) as f32;
+                    let (ya, yb) = (clamp_y(y0) * w, clamp_y(y0 + 1) * w);
+                    for (ch, p) in src.chunks_exact(plane).enumerate() {
+                        let top = p[ya + xa] + (p[ya + xb] - p[ya + xa]) * dx;
+                        let bot = p[yb + xa] + (p[yb + xb] - p[yb + xa]) * dx;
+                        dst[ch * plane + at] = top + (bot - top) * dy;
                     }
                 }
                 Resample::Bicubic => {
                     let (wx, wy) = (cubic_weights(dx), cubic_weights(dy));
                     let xs: [usize; 4] = std::array::from_fn(|k| clamp_x(x0 - 1 + k as isize));
-                    let ys: [usize; 4] = std::array::from_fn(|k| clamp_y(y0 - 1 + k as isize));
-                    for ch in 0..c {
-                        let p = &src[ch * h * w..][..h * w];
+                    let rows: [usize; 4] =
+                        std::array::from_fn(|k| clamp_y(y0 - 1 + k as isize) * w);
+                    for (ch, p) in src.chunks_exact(plane).enumerate() {
                         let mut v = 0.0;
-                        for (ky, &yy) in ys.iter().enumerate() {
-                            let row: f64 = xs
-                                .iter()
-                                .zip(&wx)
-                                .map(|(&xx, &wk)| f64::from(p[yy * w + xx]) * wk)
-                                .sum();
-                            v += row * wy[ky];
+                        for (&row, &wr) in rows.iter().zip(&wy) {
+                            let r = &p[row..row + w];
+                            v += wr
+                                * (r[xs[0]] * wx[0]
+                                    + r[xs[1]] * wx[1]
+                                    + r[xs[2]] * wx[2]
+                                    + r[xs[3]] * wx[3]);
                         }
-                        dst[ch * h * w + at] = (v as f32).clamp(0.0, 1.0);
+                        dst[ch * plane + at] = v.clamp(0.0, 1.0);
                     }
                 }
             }

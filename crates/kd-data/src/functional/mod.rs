@@ -65,7 +65,9 @@ pub(crate) struct Taps {
 
 /// Quantises a `[0, 1]` value to the nearest 8-bit level.
 pub(crate) fn to_level(x: f32) -> u8 {
-    (x * 255.0).round().clamp(0.0, 255.0) as u8
+    // Adding one half and truncating rounds half up, like `round` on non-negative values, and
+    // compiles to a few vector instructions; NaN saturates to 0.
+    (x * 255.0 + 0.5).clamp(0.0, 255.0) as u8
 }
 
 pub(crate) fn invalid(transform: &'static str, reason: String) -> DataError {
