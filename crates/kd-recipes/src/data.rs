@@ -431,6 +431,52 @@ mod tests {
     }
 
     #[test]
+    fn supergradients_sampler_and_mixup_collate_parse_and_convert() {
+        let spec: LoaderSpec = serde_yaml::from_str(
+            "batch_size: 192
+sampler:
+  RepeatAugSampler: {num_repeats: 3}
+collate_fn:
+  CollateMixup: {mixup_alpha: 0.2, cutmix_alpha: 1.0, label_smoothing: 0.1, num_classes: 1000}
+",
+        )
+        .unwrap();
+        assert_eq!(
+            sampler(spec.sampler.as_ref().unwrap()),
+            Sampler::RepeatAug {
+                num_repeats: 3,
+                num_replicas: 1,
+                rank: 0,
+                selected_round: 256
+            }
+        );
+        let collate = spec.collate_fn.as_ref().unwrap();
+        let m = mixup(collate, 1000, "train_dataloader_params").unwrap();
+        assert_eq!((m.mixup_alpha, m.cutmix_alpha, m.prob), (0.2, 1.0, 1.0));
+        assert_eq!(
+            (m.switch_prob, m.label_smoothing, m.mode),
+            (0.5, 0.1, MixMode::Batch)
+        );
+        let err = mixup(collate, 100, "train_dataloader_params")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("collate_fn.num_classes"), "{err}");
+        let spec: LoaderSpec =
+            serde_yaml::from_str("sampler: {DistributedSampler: {num_replicas: 4, rank: 1}}")
+                .unwrap();
+        assert_eq!(
+            sampler(spec.sampler.as_ref().unwrap()),
+            Sampler::Distributed {
+                num_replicas: 4,
+                rank: 1
+            }
+        );
+        assert!(
+            serde_yaml::from_str::<LoaderSpec>("collate_fn: {CollateMixup: {alpha: 1}}").is_err()
+        );
+    }
+
+    #[test]
     fn unknown_dataloaders_suggest_the_closest() {
         let err = dataset_location("cifar100_trian", None)
             .unwrap_err()
