@@ -2,25 +2,29 @@
 
 use crate::error::DataError;
 
-/// One dataset sample: a `u8` image in `C×H×W` order and its class index.
+/// One dataset sample: a `u8` image in `C×H×W` order, its shape and its class index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     /// Pixels in channel-major (`C×H×W`) order.
     pub image: Vec<u8>,
+    /// Shape of `image`, `[C, H, W]`.
+    pub shape: [usize; 3],
     /// Class index in `0..num_classes`.
     pub label: usize,
 }
 
-/// A random-access image-classification dataset whose images all share one shape.
+/// A random-access image-classification dataset.
 ///
 /// Images stay `u8` until the transforms run, which keeps the 60k Fashion-MNIST training images
-/// at 47 MB.
+/// at 47 MB. Most datasets hold images of one shape; an image folder holds images of many sizes
+/// (same channel count), which the transforms must bring to one size before batching.
 pub trait ImageDataset: Send + Sync {
     /// Number of samples.
     fn len(&self) -> usize;
     /// Number of classes; every label is below it.
     fn num_classes(&self) -> usize;
-    /// Shape of every image, `[C, H, W]`.
+    /// Shape of every image, `[C, H, W]`; when [`ImageDataset::sizes_vary`], the channel count
+    /// every image shares and the size of the first image.
     fn image_shape(&self) -> [usize; 3];
     /// Human-readable class names, one per class.
     fn class_names(&self) -> Vec<String>;
@@ -29,6 +33,14 @@ pub trait ImageDataset: Send + Sync {
     /// Whether the dataset holds no sample.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Whether image heights and widths differ between samples (default false).
+    fn sizes_vary(&self) -> bool {
+        false
+    }
+    /// How errors name sample `index`: its file for datasets of files, else `sample <index>`.
+    fn describe(&self, index: usize) -> String {
+        format!("sample {index}")
     }
 }
 
@@ -110,6 +122,7 @@ impl ImageDataset for InMemoryDataset {
         let n = self.shape.iter().product::<usize>();
         Ok(Sample {
             image: self.images[index * n..(index + 1) * n].to_vec(),
+            shape: self.shape,
             label,
         })
     }
@@ -130,6 +143,7 @@ mod tests {
             ds.get(1).unwrap(),
             Sample {
                 image: vec![6, 7, 8, 9, 10, 11],
+                shape: [2, 1, 3],
                 label: 2
             }
         );

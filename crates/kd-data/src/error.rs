@@ -214,4 +214,101 @@ pub enum DataError {
         /// Panic message or cause.
         reason: String,
     },
+    /// A binary record file ends in the middle of a record.
+    #[error(
+        "record {record} of `{path}` is truncated: {found} of {expected} bytes: the download is probably incomplete, fetch the file again"
+    )]
+    TruncatedRecord {
+        /// Offending file.
+        path: PathBuf,
+        /// Index of the incomplete record in the file.
+        record: usize,
+        /// Bytes of that record present.
+        found: usize,
+        /// Bytes per record.
+        expected: usize,
+    },
+    /// A data file holds no record.
+    #[error("`{path}` holds no record: the file is empty, fetch it again")]
+    EmptyFile {
+        /// Offending file.
+        path: PathBuf,
+    },
+    /// An image-folder dataset holds a file that is not a JPEG or PNG image.
+    #[error(
+        "`{path}` is not an image: {reason}; image folders hold only .jpg, .jpeg and .png files, move the file out of the class folder"
+    )]
+    NotAnImage {
+        /// Offending file.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A class folder of an image-folder dataset holds no image.
+    #[error(
+        "class folder `{path}` holds no .jpg, .jpeg or .png image: add images or remove the folder"
+    )]
+    EmptyClass {
+        /// Offending folder.
+        path: PathBuf,
+    },
+    /// An image-folder root holds no class folder.
+    #[error(
+        "`{path}` holds no class folder: an image folder is laid out as `root/<class>/<image>.jpg`, point `root` at the folder of class folders"
+    )]
+    NoClassFolders {
+        /// Offending root.
+        path: PathBuf,
+    },
+    /// An image file could not be decoded.
+    #[error(
+        "cannot decode image `{path}`: {source}: the file is corrupt or not a JPEG/PNG image, replace or remove it"
+    )]
+    Decode {
+        /// Offending file.
+        path: PathBuf,
+        /// Underlying error.
+        source: image::ImageError,
+    },
+    /// A sample failed to load or transform; `sample` names it.
+    #[error("{sample}: {source}")]
+    Sample {
+        /// The sample, e.g. its file path or `sample 12 of <dataset>`.
+        sample: String,
+        /// What went wrong.
+        source: Box<DataError>,
+    },
+    /// A transformed image does not have the batch's shape.
+    #[error(
+        "{sample} is {found:?} after the transforms but the batch holds {expected:?} images: end the transforms with RandomResizedCrop, CenterCrop or a two-sided Resize so every image has one size"
+    )]
+    VariableSize {
+        /// The sample, e.g. its file path.
+        sample: String,
+        /// Shape after the transforms.
+        found: [usize; 3],
+        /// Shape of the batch.
+        expected: [usize; 3],
+    },
+    /// A dataset of images of different sizes meets transforms that keep sizes as they are.
+    #[error(
+        "the images of this dataset differ in size and the transforms do not bring them to one size: add RandomResizedCrop, CenterCrop or a two-sided Resize"
+    )]
+    UnfixedSize,
+    /// A batch-mixing (Mixup/CutMix) parameter is invalid.
+    #[error("invalid mixup setting `{field}`: {reason}")]
+    InvalidMixup {
+        /// Offending field of `Mixup`.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A sampler parameter is invalid.
+    #[error("invalid sampler setting `{field}`: {reason}")]
+    InvalidSampler {
+        /// Offending field of `Sampler`.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }

@@ -160,6 +160,7 @@ impl ImageDataset for IdxDataset {
         let n = self.shape[1] * self.shape[2];
         Ok(Sample {
             image: self.pixels[index * n..(index + 1) * n].to_vec(),
+            shape: self.shape,
             label: usize::from(label),
         })
     }
@@ -190,6 +191,7 @@ mod tests {
             ds.get(1).unwrap(),
             Sample {
                 image: vec![4, 5, 6, 7],
+                shape: [1, 2, 2],
                 label: 0
             }
         );

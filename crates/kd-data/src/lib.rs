@@ -1,16 +1,23 @@
 //! Datasets, transforms and a seeded multi-threaded loader for knowledge distillation.
 //!
 //! - [`ImageDataset`]: random access to `u8` `C×H×W` images and class labels, implemented by
-//!   [`IdxDataset`] (Fashion-MNIST, MNIST, any IDX file pair), [`InMemoryDataset`] and
-//!   [`Subset`] (a capped or random view).
-//! - [`Transforms`]: torchvision-style `ToTensor`, [`RandomCrop`], [`RandomHorizontalFlip`] and
-//!   [`Normalize`], with randomness drawn per `(seed, epoch, sample index)` from [`sample_rng`].
-//! - [`DataLoader`]: batches of `[B, C, H, W]` images and [`kd_core::Targets::Hard`] labels,
-//!   built on a background thread and a pool of `num_workers` threads; the batches of an epoch
-//!   are the same for every run and every worker count.
+//!   [`IdxDataset`] (Fashion-MNIST, MNIST, any IDX file pair), [`CifarDataset`] (CIFAR-10 and
+//!   CIFAR-100 binary files), [`ImageFolder`] (JPEG/PNG class folders such as ImageNet, decoded
+//!   on the loader's workers), [`InMemoryDataset`] and [`Subset`] (a capped or random view).
+//! - [`Transforms`]: torchvision-style `ToTensor`, [`RandomCrop`], [`CenterCrop`],
+//!   [`RandomResizedCrop`], [`Resize`], [`RandomHorizontalFlip`], [`ColorJitter`],
+//!   [`RandAugment`] (timm), [`RandomErasing`] and [`Normalize`], with randomness drawn per
+//!   `(seed, epoch, sample index)` from [`sample_rng`]; each calls an explicit-parameter
+//!   operation of [`functional`], checked against torchvision, timm and Pillow.
+//! - [`Sampler`]: every sample, a distributed replica's share, or repeated augmentation.
+//! - [`Mixup`]: Mixup/CutMix of whole batches with soft, label-smoothed targets.
+//! - [`DataLoader`]: batches of `[B, C, H, W]` images and [`kd_core::Targets`] (hard labels, or
+//!   soft ones with mixing), built on a background thread and a pool of `num_workers` threads;
+//!   the batches of an epoch are the same for every run and every worker count.
 //!
-//! Datasets on disk are found by [`locate_fashion_mnist`] and [`locate_mnist`]: an explicit
-//! folder, else `$KD_DATA_DIR/<name>`, `./data/<name>`, then `/usr/share/datasets/<name>`.
+//! Datasets on disk are found by [`locate_fashion_mnist`], [`locate_mnist`],
+//! [`locate_cifar10`], [`locate_cifar100`] and [`locate_imagenet`]: an explicit folder, else
+//! `$KD_DATA_DIR/<name>`, `./data/<name>`, then `/usr/share/datasets/<name>`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -48,24 +55,47 @@
 //! # }
 //! ```
 
+mod bench;
+mod cifar;
 mod dataset;
 mod error;
+pub mod functional;
 pub mod idx;
 mod idx_dataset;
+mod image_folder;
 mod loader;
 mod locate;
+mod mixup;
 pub mod npy;
+mod random;
+mod sampler;
 mod seed;
 mod subset;
 #[cfg(test)]
 mod test_util;
 mod transforms;
 
+pub use bench::{BENCH_BATCH_SIZE, bench_image_folder};
+pub use cifar::{
+    CIFAR_SHAPE, CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CifarDataset,
+    LabelType,
+};
 pub use dataset::{ImageDataset, InMemoryDataset, Sample};
 pub use error::DataError;
 pub use idx_dataset::{FASHION_MNIST_CLASSES, IdxDataset, Split};
+pub use image_folder::{IMAGE_EXTENSIONS, ImageFolder};
 pub use loader::{Batch, BatchIter, DataLoader, LoaderConfig, PREFETCH};
-pub use locate::{DATA_DIR_ENV, SYSTEM_DATA_DIR, locate_fashion_mnist, locate_mnist};
-pub use seed::{mix_seed, sample_rng, splitmix64};
+pub use locate::{
+    DATA_DIR_ENV, SYSTEM_DATA_DIR, locate_cifar10, locate_cifar100, locate_fashion_mnist,
+    locate_imagenet, locate_mnist,
+};
+pub use mixup::{MixDraw, MixMode, Mixup, cutmix_box, mix_targets};
+pub use sampler::{EpochItem, Sampler};
+pub use seed::{mix_seed, repeat_rng, sample_rng, splitmix64};
 pub use subset::Subset;
-pub use transforms::{Normalize, RandomCrop, RandomHorizontalFlip, Transform, Transforms};
+pub use transforms::{
+    AugmentOp, CenterCrop, ColorJitter, EraseValue, Interpolation, JitterParams, Normalize,
+    RAND_INCREASING_TRANSFORMS, RAND_TRANSFORMS, RandAugment, RandAugmentOp, RandomCrop,
+    RandomErasing, RandomHorizontalFlip, RandomResizedCrop, Resize, ResizeTo, Transform,
+    Transforms, Workspace,
+};

@@ -1,12 +1,14 @@
 //! A seeded, multi-threaded batch loader whose output does not depend on the number of workers.
 //!
-//! For each epoch a background producer thread walks the epoch's order (a seeded permutation of
-//! `(seed, epoch)` when shuffling, sequential otherwise), decodes and transforms the samples of
-//! each batch on a pool of `num_workers` threads straight into one preallocated `f32` buffer, and
-//! sends finished batches through a channel holding at most [`PREFETCH`] of them. The consumer
-//! turns each buffer into tensors on its device. Every sample's augmentation is drawn from
-//! [`crate::sample_rng`]`(seed, epoch, index)`, so batches are identical across runs and across
-//! `num_workers` values.
+//! For each epoch a background producer thread walks the epoch's visits (chosen by the
+//! [`Sampler`] from a seeded permutation of `(seed, epoch)` when shuffling, sequential
+//! otherwise), decodes and transforms the samples of each batch on a pool of `num_workers`
+//! threads straight into one preallocated `f32` buffer, optionally mixes the batch
+//! ([`Mixup`]), and sends finished batches through a channel holding at most [`PREFETCH`] of
+//! them. The consumer turns each buffer into tensors on its device. Every visit's augmentation
+//! is drawn from [`crate::repeat_rng`]`(seed, epoch, index, repeat)` and every batch's mixing
+//! from its own stream of `(seed, epoch, batch)`, so batches are identical across runs and
+//! across `num_workers` values.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -14,13 +16,14 @@ use std::thread::JoinHandle;
 
 use burn::prelude::*;
 use kd_core::Targets;
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::dataset::ImageDataset;
 use crate::error::DataError;
-use crate::seed::{sample_rng, shuffle_rng};
-use crate::transforms::Transforms;
+use crate::mixup::Mixup;
+use crate::sampler::{EpochItem, Sampler};
+use crate::seed::{mix_rng, repeat_rng};
+use crate::transforms::{Transforms, Workspace};
 
 /// Number of finished batches the producer may queue ahead of the consumer.
 pub const PREFETCH: usize = 2;
@@ -53,12 +56,13 @@ impl LoaderConfig {
     }
 }
 
-/// One batch of transformed images and their hard targets.
+/// One batch of transformed images and their targets.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Images, `[B, C, H, W]`, `f32`.
     pub images: Tensor<4>,
-    /// Class indices, `Targets::Hard` of shape `[B]`.
+    /// Class indices, `Targets::Hard` of shape `[B]`, or with mixing `Targets::Soft` of shape
+    /// `[B, num_classes]`.
     pub targets: Targets,
     /// The dataset index of each sample, in batch order.
     pub indices: Vec<usize>,
@@ -70,15 +74,17 @@ pub struct DataLoader {
     dataset: Arc<dyn ImageDataset>,
     transforms: Arc<Transforms>,
     config: LoaderConfig,
-    input_shape: [usize; 3],
     output_shape: [usize; 3],
     pool: Option<Arc<rayon::ThreadPool>>,
+    sampler: Sampler,
+    mixup: Option<Arc<Mixup>>,
 }
 
 impl DataLoader {
-    /// Builds a loader; fails when `batch_size` is 0, when the dataset's image shape has a zero
-    /// dimension, when the transforms do not fit that shape, or when the worker threads cannot
-    /// be started.
+    /// Builds a loader that visits every sample once per epoch without mixing; fails when
+    /// `batch_size` is 0, when the dataset's image shape has a zero dimension, when the
+    /// transforms do not fit that shape (or, for datasets of varying sizes, do not bring every
+    /// image to one size), or when the worker threads cannot be started.
     pub fn new(
         dataset: Arc<dyn ImageDataset>,
         transforms: Transforms,
@@ -94,7 +100,13 @@ impl DataLoader {
         if input_shape.contains(&0) {
             return Err(DataError::EmptyShape { shape: input_shape });
         }
-        let output_shape = transforms.output_shape(input_shape)?;
+        let output_shape = if dataset.sizes_vary() {
+            transforms
+                .fixed_output_shape(input_shape[0])?
+                .ok_or(DataError::UnfixedSize)?
+        } else {
+            transforms.output_shape(input_shape)?
+        };
         let pool = match config.num_workers {
             0 => None,
             n => Some(Arc::new(
@@ -111,13 +123,41 @@ impl DataLoader {
             dataset,
             transforms: Arc::new(transforms),
             config,
-            input_shape,
             output_shape,
             pool,
+            sampler: Sampler::All,
+            mixup: None,
         })
     }
 
-    /// Number of samples in the dataset (the last partial batch included or not).
+    /// The same loader visiting the samples `sampler` chooses; fails when its settings are
+    /// invalid or leave the epoch empty.
+    pub fn with_sampler(mut self, sampler: Sampler) -> Result<Self, DataError> {
+        sampler.validate(self.dataset.len())?;
+        self.sampler = sampler;
+        Ok(self)
+    }
+
+    /// The same loader mixing every batch with `mixup`, whose targets become
+    /// `Targets::Soft`; fails when its settings are invalid.
+    pub fn with_mixup(mut self, mixup: Mixup) -> Result<Self, DataError> {
+        mixup.validate()?;
+        self.mixup = Some(Arc::new(mixup));
+        Ok(self)
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+
+    /// The batch mixing, if any.
+    pub fn mixup(&self) -> Option<&Mixup> {
+        self.mixup.as_deref()
+    }
+
+    /// Number of samples in the dataset, which sizes per-sample memory banks such as CRD's; an
+    /// epoch visits [`DataLoader::epoch_len`] of them.
     pub fn len(&self) -> usize {
         self.dataset.len()
     }
@@ -127,9 +167,15 @@ impl DataLoader {
         self.dataset.is_empty()
     }
 
+    /// Number of visits per epoch (the dataset's size unless the sampler says otherwise), the
+    /// last partial batch included or not.
+    pub fn epoch_len(&self) -> usize {
+        self.sampler.epoch_len(self.dataset.len())
+    }
+
     /// Number of batches per epoch.
     pub fn num_batches(&self) -> usize {
-        let (n, b) = (self.len(), self.config.batch_size);
+        let (n, b) = (self.epoch_len(), self.config.batch_size);
         if self.config.drop_last {
             n / b
         } else {
@@ -154,11 +200,49 @@ impl DataLoader {
 
     /// The dataset indices of epoch `epoch` in visiting order, dropped tail included.
     pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        if self.config.shuffle {
-            order.shuffle(&mut shuffle_rng(self.config.seed, epoch));
+        self.epoch_items(epoch).iter().map(|i| i.index).collect()
+    }
+
+    /// The visits of epoch `epoch` in order, dropped tail included.
+    pub fn epoch_items(&self, epoch: usize) -> Vec<EpochItem> {
+        self.sampler.epoch_items(
+            self.dataset.len(),
+            self.config.shuffle,
+            self.config.seed,
+            epoch,
+        )
+    }
+
+    /// Builds up to `max_batches` batches of epoch `epoch` on the calling thread (and the
+    /// worker pool) without creating tensors, and returns the number of images built.
+    pub(crate) fn build_host_batches(
+        &self,
+        epoch: usize,
+        max_batches: usize,
+    ) -> Result<usize, DataError> {
+        let job = self.job(epoch);
+        let mut images = 0;
+        for b in 0..job.num_batches.min(max_batches) {
+            let start = b * job.batch_size;
+            let end = (start + job.batch_size).min(job.order.len());
+            images += job.build(b, &job.order[start..end])?.labels.len();
         }
-        order
+        Ok(images)
+    }
+
+    fn job(&self, epoch: usize) -> Job {
+        Job {
+            dataset: Arc::clone(&self.dataset),
+            transforms: Arc::clone(&self.transforms),
+            pool: self.pool.clone(),
+            order: self.epoch_items(epoch),
+            batch_size: self.config.batch_size,
+            num_batches: self.num_batches(),
+            output_shape: self.output_shape,
+            seed: self.config.seed,
+            epoch,
+            mixup: self.mixup.clone(),
+        }
     }
 
     /// Iterates over the batches of epoch `epoch`, creating tensors on `device`.
@@ -167,18 +251,7 @@ impl DataLoader {
     /// stops it after the batch it is building.
     pub fn iter(&self, epoch: usize, device: &Device) -> BatchIter {
         let num_batches = self.num_batches();
-        let job = Job {
-            dataset: Arc::clone(&self.dataset),
-            transforms: Arc::clone(&self.transforms),
-            pool: self.pool.clone(),
-            order: self.epoch_order(epoch),
-            batch_size: self.config.batch_size,
-            num_batches,
-            input_shape: self.input_shape,
-            output_shape: self.output_shape,
-            seed: self.config.seed,
-            epoch,
-        };
+        let job = self.job(epoch);
         let (tx, rx) = sync_channel(PREFETCH);
         let spawned = std::thread::Builder::new()
             .name(format!("kd-data-producer-{epoch}"))
@@ -199,6 +272,7 @@ impl DataLoader {
             pending,
             device: device.clone(),
             shape: self.output_shape,
+            num_classes: self.dataset.num_classes(),
             received: 0,
             expected: num_batches,
             done: false,
@@ -210,6 +284,7 @@ impl DataLoader {
 struct RawBatch {
     images: Vec<f32>,
     labels: Vec<i64>,
+    soft: Option<Vec<f32>>,
     indices: Vec<usize>,
 }
 
@@ -218,13 +293,13 @@ struct Job {
     dataset: Arc<dyn ImageDataset>,
     transforms: Arc<Transforms>,
     pool: Option<Arc<rayon::ThreadPool>>,
-    order: Vec<usize>,
+    order: Vec<EpochItem>,
     batch_size: usize,
     num_batches: usize,
-    input_shape: [usize; 3],
     output_shape: [usize; 3],
     seed: u64,
     epoch: usize,
+    mixup: Option<Arc<Mixup>>,
 }
 
 impl Job {
@@ -233,7 +308,7 @@ impl Job {
         for b in 0..self.num_batches {
             let start = b * self.batch_size;
             let end = (start + self.batch_size).min(self.order.len());
-            let batch = self.build(&self.order[start..end]);
+            let batch = self.build(b, &self.order[start..end]);
             let failed = batch.is_err();
             if tx.send(batch).is_err() || failed {
                 return;
@@ -241,45 +316,68 @@ impl Job {
         }
     }
 
-    fn build(&self, indices: &[usize]) -> Result<RawBatch, DataError> {
+    fn build(&self, batch: usize, items: &[EpochItem]) -> Result<RawBatch, DataError> {
         let sample_len = self.output_shape.iter().product::<usize>();
-        let mut images = vec![0.0f32; indices.len() * sample_len];
-        let mut labels = vec![0i64; indices.len()];
+        let mut images = vec![0.0f32; items.len() * sample_len];
+        let mut labels = vec![0i64; items.len()];
         match &self.pool {
             Some(pool) => pool.install(|| {
                 images
                     .par_chunks_mut(sample_len)
                     .zip(labels.par_iter_mut())
-                    .zip(indices.par_iter())
-                    .try_for_each_init(Vec::new, |scratch, ((out, label), &index)| {
-                        self.fill(index, scratch, out, label)
+                    .zip(items.par_iter())
+                    .try_for_each_init(Workspace::default, |ws, ((out, label), &item)| {
+                        self.fill(item, ws, out, label)
                     })
             })?,
             None => {
-                let mut scratch = Vec::new();
-                for ((out, label), &index) in
-                    images.chunks_mut(sample_len).zip(&mut labels).zip(indices)
+                let mut ws = Workspace::default();
+                for ((out, label), &item) in
+                    images.chunks_mut(sample_len).zip(&mut labels).zip(items)
                 {
-                    self.fill(index, &mut scratch, out, label)?;
+                    self.fill(item, &mut ws, out, label)?;
                 }
             }
         }
+        let soft = match &self.mixup {
+            Some(mixup) => {
+                let mut rng = mix_rng(self.seed, self.epoch, batch);
+                Some(mixup.apply(
+                    &mut images,
+                    self.output_shape,
+                    &labels,
+                    self.dataset.num_classes(),
+                    &mut rng,
+                )?)
+            }
+            None => None,
+        };
         Ok(RawBatch {
             images,
             labels,
-            indices: indices.to_vec(),
+            soft,
+            indices: items.iter().map(|i| i.index).collect(),
         })
     }
 
-    /// Reads and transforms dataset sample `index` into `out` and `label`.
+    /// Reads and transforms one visit of a dataset sample into `out` and `label`; errors name
+    /// the sample.
     fn fill(
         &self,
-        index: usize,
-        scratch: &mut Vec<f32>,
+        item: EpochItem,
+        ws: &mut Workspace,
         out: &mut [f32],
         label: &mut i64,
     ) -> Result<(), DataError> {
-        let sample = self.dataset.get(index)?;
+        let index = item.index;
+        let named = |source: DataError| match source {
+            DataError::VariableSize { .. } | DataError::Sample { .. } => source,
+            source => DataError::Sample {
+                sample: self.dataset.describe(index),
+                source: Box::new(source),
+            },
+        };
+        let sample = self.dataset.get(index).map_err(named)?;
         let num_classes = self.dataset.num_classes();
         if sample.label >= num_classes {
             return Err(DataError::LabelOutOfRange {
@@ -290,9 +388,19 @@ impl Job {
             });
         }
         *label = sample.label as i64;
-        let mut rng = sample_rng(self.seed, self.epoch, index);
-        self.transforms
-            .apply_into(&sample.image, self.input_shape, &mut rng, scratch, out)?;
+        let mut rng = repeat_rng(self.seed, self.epoch, index, item.repeat);
+        let shape = self
+            .transforms
+            .run(&sample.image, sample.shape, &mut rng, ws)
+            .map_err(named)?;
+        if shape != self.output_shape {
+            return Err(DataError::VariableSize {
+                sample: self.dataset.describe(index),
+                found: shape,
+                expected: self.output_shape,
+            });
+        }
+        out.copy_from_slice(ws.output());
         Ok(())
     }
 }
@@ -304,6 +412,7 @@ pub struct BatchIter {
     pending: Option<DataError>,
     device: Device,
     shape: [usize; 3],
+    num_classes: usize,
     received: usize,
     expected: usize,
     done: bool,
@@ -315,10 +424,19 @@ impl BatchIter {
         let b = raw.labels.len();
         let images =
             Tensor::<4>::from_data(TensorData::new(raw.images, [b, c, h, w]), &self.device);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(raw.labels, [b]), &self.device);
+        let targets = match raw.soft {
+            Some(soft) => Targets::Soft(Tensor::<2>::from_data(
+                TensorData::new(soft, [b, self.num_classes]),
+                &self.device,
+            )),
+            None => Targets::Hard(Tensor::<1, Int>::from_data(
+                TensorData::new(raw.labels, [b]),
+                &self.device,
+            )),
+        };
         Batch {
             images,
-            targets: Targets::Hard(targets),
+            targets,
             indices: raw.indices,
         }
     }
@@ -615,6 +733,7 @@ mod tests {
                 5 => panic!("sample five is cursed"),
                 _ => Ok(Sample {
                     image: vec![0],
+                    shape: [1, 1, 1],
                     label: 0,
                 }),
             }
@@ -633,10 +752,16 @@ mod tests {
         let results: Vec<_> = loader.iter(0, &device).collect();
         assert_eq!(results.len(), 2);
         assert!(results[0].is_ok());
-        assert!(matches!(
-            results[1],
-            Err(DataError::IndexOutOfRange { index: 3, .. })
-        ));
+        match &results[1] {
+            Err(DataError::Sample { sample, source }) => {
+                assert_eq!(sample, "sample 3");
+                assert!(matches!(
+                    **source,
+                    DataError::IndexOutOfRange { index: 3, .. }
+                ));
+            }
+            other => panic!("expected a sample error, got {other:?}"),
+        }
 
         let results: Vec<_> = panicking_loader().iter(0, &device).collect();
         assert_eq!(results.len(), 3);

@@ -1,15 +1,18 @@
-//! Finding MNIST-style datasets on disk.
+//! Finding datasets on disk.
 //!
-//! A dataset folder holds the four IDX files `train-images-idx3-ubyte`,
+//! An MNIST-style dataset folder holds the four IDX files `train-images-idx3-ubyte`,
 //! `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each either
-//! raw or gzip-compressed with a `.gz` suffix (the raw file wins when both exist). Without an
-//! explicit folder, these places are searched in order and the first complete one is used:
+//! raw or gzip-compressed with a `.gz` suffix (the raw file wins when both exist). A CIFAR folder
+//! holds the files of the official binary archive, and an ImageNet folder its `train` and `val`
+//! class-folder trees. Without an explicit folder, these places are searched in order and the
+//! first complete one is used:
 //!
 //! 1. `$KD_DATA_DIR/<name>` when `KD_DATA_DIR` is set, so a user can override everything else;
 //! 2. `./data/<name>`, relative to the current directory (where `cargo xtask data` downloads);
-//! 3. `/usr/share/datasets/<name>`, where the system package installs it.
+//! 3. `/usr/share/datasets/<name>`, where a system package installs it.
 //!
-//! `<name>` is `fashion-mnist` or `mnist`. An explicit folder is the only place searched.
+//! `<name>` is `fashion-mnist`, `mnist`, `cifar-10-batches-bin`, `cifar-100-binary` or
+//! `imagenet`. An explicit folder is the only place searched.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,10 @@ pub(crate) struct DatasetSpec {
     pub name: &'static str,
     /// Folder name under each data root.
     pub folder: &'static str,
+    /// Files (or folders) a complete dataset folder holds.
+    pub files: &'static [&'static str],
+    /// Whether a file may also be present gzip-compressed, with a `.gz` suffix.
+    pub gzip: bool,
     /// How to install the dataset, shown when it is missing.
     pub fix: &'static str,
 }
@@ -45,6 +52,8 @@ pub(crate) struct DatasetSpec {
 pub(crate) const FASHION_MNIST: DatasetSpec = DatasetSpec {
     name: "fashion-mnist",
     folder: "fashion-mnist",
+    files: &IDX_FILES,
+    gzip: true,
     fix: "install it with `apt-get install dataset-fashion-mnist` or `cargo xtask data fashion-mnist`, \
           or download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz \
           and t10k-labels-idx1-ubyte.gz from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ \
@@ -56,11 +65,83 @@ pub(crate) const FASHION_MNIST: DatasetSpec = DatasetSpec {
 pub(crate) const MNIST: DatasetSpec = DatasetSpec {
     name: "mnist",
     folder: "mnist",
+    files: &IDX_FILES,
+    gzip: true,
     fix: "download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz \
           and t10k-labels-idx1-ubyte.gz from https://ossci-datasets.s3.amazonaws.com/mnist/ \
           (the mirror torchvision uses; original at http://yann.lecun.com/exdb/mnist/) into \
           ./data/mnist or $KD_DATA_DIR/mnist",
 };
+
+/// File names of the CIFAR-10 binary archive's training batches.
+pub(crate) const CIFAR10_TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+
+/// File name of the CIFAR-10 binary archive's test batch.
+pub(crate) const CIFAR10_TEST_FILE: &str = "test_batch.bin";
+
+/// CIFAR-10 (Krizhevsky, 2009), binary version.
+pub(crate) const CIFAR10: DatasetSpec = DatasetSpec {
+    name: "cifar-10",
+    folder: "cifar-10-batches-bin",
+    files: &[
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ],
+    gzip: false,
+    fix: "download https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz and extract it into ./data \
+          or $KD_DATA_DIR (it unpacks to cifar-10-batches-bin/), or pass the folder as `root`",
+};
+
+/// CIFAR-100 (Krizhevsky, 2009), binary version.
+pub(crate) const CIFAR100: DatasetSpec = DatasetSpec {
+    name: "cifar-100",
+    folder: "cifar-100-binary",
+    files: &["train.bin", "test.bin"],
+    gzip: false,
+    fix: "download https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz and extract it into ./data \
+          or $KD_DATA_DIR (it unpacks to cifar-100-binary/), or pass the folder as `root`",
+};
+
+/// ImageNet-1k (ILSVRC 2012) as class folders.
+pub(crate) const IMAGENET: DatasetSpec = DatasetSpec {
+    name: "imagenet",
+    folder: "imagenet",
+    files: &["train", "val"],
+    gzip: false,
+    fix: "ImageNet cannot be downloaded automatically: get ILSVRC2012 from https://image-net.org, \
+          lay it out as imagenet/train/<wnid>/*.JPEG and imagenet/val/<wnid>/*.JPEG (the validation \
+          images sorted into class folders) under ./data or $KD_DATA_DIR, or pass the split folder as `root`",
+};
+
+/// The folder holding the CIFAR-10 binary files (`data_batch_1.bin` … `data_batch_5.bin`,
+/// `test_batch.bin`): `explicit` if given, otherwise the first complete folder among
+/// `$KD_DATA_DIR/cifar-10-batches-bin`, `./data/cifar-10-batches-bin` and
+/// `/usr/share/datasets/cifar-10-batches-bin`.
+pub fn locate_cifar10(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
+    locate(&CIFAR10, explicit)
+}
+
+/// The folder holding the CIFAR-100 binary files (`train.bin`, `test.bin`), searched like
+/// [`locate_cifar10`] with `cifar-100-binary` folders.
+pub fn locate_cifar100(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
+    locate(&CIFAR100, explicit)
+}
+
+/// The ImageNet folder holding `train/` and `val/` class-folder trees, searched like
+/// [`locate_cifar10`] with `imagenet` folders.
+pub fn locate_imagenet(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
+    locate(&IMAGENET, explicit)
+}
 
 /// The folder holding Fashion-MNIST: `explicit` if given, otherwise the first complete folder
 /// among `$KD_DATA_DIR/fashion-mnist`, `./data/fashion-mnist` and
@@ -81,6 +162,15 @@ pub(crate) fn resolve_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [dir.join(stem), dir.join(format!("{stem}.gz"))]
         .into_iter()
         .find(|p| p.is_file())
+}
+
+/// Whether `dir` holds entry `name` of `spec`, raw or (when allowed) gzip-compressed.
+fn has_entry(spec: &DatasetSpec, dir: &Path, name: &str) -> bool {
+    if spec.gzip {
+        resolve_file(dir, name).is_some()
+    } else {
+        dir.join(name).exists()
+    }
 }
 
 pub(crate) fn locate(spec: &DatasetSpec, explicit: Option<&Path>) -> Result<PathBuf, DataError> {
@@ -118,7 +208,8 @@ fn candidates(
     ]
 }
 
-/// The first candidate folder holding all four files, or a not-found error explaining each miss.
+/// The first candidate folder holding all of the spec's files, or a not-found error explaining
+/// each miss.
 fn search(
     spec: &DatasetSpec,
     candidates: Vec<(String, Option<PathBuf>)>,
@@ -129,10 +220,17 @@ fn search(
             None => format!("{DATA_DIR_ENV} is not set"),
             Some(dir) if !dir.is_dir() => "no such folder".to_string(),
             Some(dir) => {
-                let missing: Vec<String> = IDX_FILES
+                let missing: Vec<String> = spec
+                    .files
                     .iter()
-                    .filter(|stem| resolve_file(&dir, stem).is_none())
-                    .map(|stem| format!("{stem}[.gz]"))
+                    .filter(|stem| !has_entry(spec, &dir, stem))
+                    .map(|stem| {
+                        if spec.gzip {
+                            format!("{stem}[.gz]")
+                        } else {
+                            stem.to_string()
+                        }
+                    })
                     .collect();
                 if missing.is_empty() {
                     return Ok(dir);
@@ -241,6 +339,29 @@ mod tests {
                 "`/usr/share/datasets/fashion-mnist`",
             ]
         );
+    }
+
+    #[test]
+    fn cifar_folders_need_every_binary_file() {
+        let tmp = TempDir::new("locate-cifar");
+        let dir = tmp.path().join("cifar-10-batches-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in &CIFAR10.files[..5] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        let msg = locate_cifar10(Some(&dir)).unwrap_err().to_string();
+        assert!(msg.contains("(missing test_batch.bin)"), "{msg}");
+        assert!(msg.contains("cifar-10-binary.tar.gz"), "{msg}");
+        std::fs::write(dir.join("test_batch.bin"), b"x").unwrap();
+        assert_eq!(locate_cifar10(Some(&dir)).unwrap(), dir);
+        let found = search(
+            &CIFAR10,
+            candidates(&CIFAR10, None, Some(tmp.path().into())),
+        )
+        .unwrap();
+        assert_eq!(found, dir);
+        let msg = locate_cifar100(Some(&dir)).unwrap_err().to_string();
+        assert!(msg.contains("missing train.bin, test.bin"), "{msg}");
     }
 
     #[test]

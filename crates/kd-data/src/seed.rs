@@ -10,6 +10,10 @@ pub(crate) const SHUFFLE_STREAM: u64 = 0x5348_5546_464c_4521;
 pub(crate) const AUGMENT_STREAM: u64 = 0x4155_474d_454e_5421;
 /// Stream tag of [`crate::Subset::random`].
 pub(crate) const SUBSET_STREAM: u64 = 0x5355_4253_4554_2121;
+/// Stream tag of repeated visits of a sample within an epoch.
+pub(crate) const REPEAT_STREAM: u64 = 0x5245_5045_4154_2121;
+/// Stream tag of batch mixing.
+pub(crate) const MIX_STREAM: u64 = 0x4d49_5855_5021_2121;
 
 /// The SplitMix64 finaliser, a bijective 64-bit mixer.
 pub fn splitmix64(x: u64) -> u64 {
@@ -35,6 +39,26 @@ pub fn sample_rng(seed: u64, epoch: usize, index: usize) -> StdRng {
         epoch as u64,
         index as u64,
     ]))
+}
+
+/// The augmentation RNG of visit `repeat` (0 for the first) of dataset sample `index` at
+/// `epoch`; the first visit uses [`sample_rng`], so loaders without repeats keep their streams.
+pub fn repeat_rng(seed: u64, epoch: usize, index: usize, repeat: usize) -> StdRng {
+    if repeat == 0 {
+        return sample_rng(seed, epoch, index);
+    }
+    StdRng::seed_from_u64(mix_seed(&[
+        seed,
+        REPEAT_STREAM,
+        epoch as u64,
+        index as u64,
+        repeat as u64,
+    ]))
+}
+
+/// The RNG that mixes batch `batch` of epoch `epoch` of a loader seeded with `seed`.
+pub(crate) fn mix_rng(seed: u64, epoch: usize, batch: usize) -> StdRng {
+    StdRng::seed_from_u64(mix_seed(&[seed, MIX_STREAM, epoch as u64, batch as u64]))
 }
 
 /// The RNG that shuffles epoch `epoch` of a loader seeded with `seed`.

@@ -72,6 +72,17 @@ impl ImageDataset for Subset {
         })?;
         self.dataset.get(inner)
     }
+
+    fn sizes_vary(&self) -> bool {
+        self.dataset.sizes_vary()
+    }
+
+    fn describe(&self, index: usize) -> String {
+        match self.indices.get(index) {
+            Some(&inner) => self.dataset.describe(inner),
+            None => format!("sample {index}"),
+        }
+    }
 }
 
 #[cfg(test)]

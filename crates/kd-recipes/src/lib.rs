@@ -32,7 +32,7 @@ mod run;
 pub mod schema;
 mod weights;
 
-pub use data::{DATALOADERS, build_loaders, build_loaders_from, transforms};
+pub use data::{DATALOADERS, build_loaders, build_loaders_from, dataset_location, transforms};
 pub use error::RecipeError;
 pub use load::{SHORTCUTS, apply_override, load_recipe, parse_recipe};
 pub use losses::{

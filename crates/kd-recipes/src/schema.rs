@@ -395,19 +395,34 @@ pub struct DatasetParams {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
-    /// Folder of the data (default: searched, see the dataset's docs).
+    /// Folder of the data (default: searched, see the dataset's docs); for `imagenet_*`, the
+    /// split folder of class folders, as SuperGradients' `root: /data/Imagenet/train`.
     #[serde(default)]
     pub root: Option<PathBuf>,
     /// kd extension: use a seeded random subset of this many samples.
     #[serde(default)]
     pub max_samples: Option<usize>,
+    /// CIFAR-100's labels: `fine` (100 classes, the default) or `coarse` (20 superclasses).
+    #[serde(default)]
+    pub label_type: Option<LabelTypeSpec>,
     /// Transforms, in order, e.g. `[{RandomCrop: {size: 28, padding: 4}}, ...]`.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub transforms: Vec<TransformSpec>,
 }
 
-/// One transform.
+/// CIFAR-100's label granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelTypeSpec {
+    /// The 100 fine classes.
+    Fine,
+    /// The 20 coarse superclasses.
+    Coarse,
+}
+
+/// One transform; SuperGradients' names are accepted as aliases.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum TransformSpec {
     /// Random crop after zero padding.
     RandomCrop {
@@ -417,12 +432,88 @@ pub enum TransformSpec {
         #[serde(default)]
         padding: usize,
     },
+    /// Random crop of random area and aspect ratio resized to `size` (torchvision
+    /// `RandomResizedCrop`, SuperGradients `RandomResizedCropAndInterpolation`).
+    #[serde(alias = "RandomResizedCropAndInterpolation")]
+    RandomResizedCrop {
+        /// Output size: one number (square) or `[height, width]`.
+        size: SizeSpec,
+        /// Range of the crop's fraction of the area (default `[0.08, 1.0]`).
+        #[serde(default = "default_rrc_scale")]
+        scale: [f64; 2],
+        /// Range of the crop's aspect ratio (default `[0.75, 1.3333]`).
+        #[serde(default = "default_rrc_ratio")]
+        ratio: [f64; 2],
+        /// `bilinear` (default), `bicubic` or `random`.
+        #[serde(default)]
+        interpolation: InterpolationSpec,
+    },
+    /// Antialiased resize: one number resizes the shorter side, `[height, width]` both.
+    Resize {
+        /// Target size.
+        size: SizeSpec,
+        /// `bilinear` (default), `bicubic` or `random`.
+        #[serde(default)]
+        interpolation: InterpolationSpec,
+    },
+    /// Centre crop, zero-padding smaller images.
+    CenterCrop {
+        /// Output size: one number (square) or `[height, width]`.
+        size: SizeSpec,
+    },
     /// Horizontal flip with probability `p`.
     RandomHorizontalFlip {
         /// Flip probability (default 0.5).
         #[serde(default = "half")]
         p: f64,
     },
+    /// Random brightness, contrast, saturation and hue (torchvision `ColorJitter`).
+    ColorJitter {
+        /// Brightness jitter (default 0, off).
+        #[serde(default)]
+        brightness: f32,
+        /// Contrast jitter (default 0, off).
+        #[serde(default)]
+        contrast: f32,
+        /// Saturation jitter (default 0, off).
+        #[serde(default)]
+        saturation: f32,
+        /// Hue jitter in `[0, 0.5]` (default 0, off).
+        #[serde(default)]
+        hue: f32,
+    },
+    /// timm RandAugment from a config string such as `rand-m7-mstd0.5` (SuperGradients
+    /// `RandAugmentTransform`).
+    #[serde(alias = "RandAugmentTransform", alias = "RandomAugmentation")]
+    RandAugment {
+        /// timm's config string.
+        config_str: String,
+        /// Per-channel mean in `[0, 1]`, the fill of geometric operations (default 0.5).
+        #[serde(default)]
+        img_mean: Option<Vec<f32>>,
+        /// Accepted for SuperGradients compatibility; the operations use the image's own size.
+        #[serde(default)]
+        crop_size: Option<SizeSpec>,
+    },
+    /// Random erasing (torchvision `RandomErasing`), usually after `Normalize`.
+    #[serde(alias = "RandomErase")]
+    RandomErasing {
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+        /// Range of the erased fraction of the area (default `[0.02, 0.33]`).
+        #[serde(default = "default_erase_scale")]
+        scale: [f64; 2],
+        /// Range of the aspect ratio (default `[0.3, 3.3]`).
+        #[serde(default = "default_erase_ratio")]
+        ratio: [f64; 2],
+        /// A number, one number per channel, or `random` (default 0).
+        #[serde(default)]
+        value: EraseValueSpec,
+    },
+    /// Accepted for SuperGradients compatibility: every pipeline starts by converting to
+    /// `[0, 1]`.
+    ToTensor,
     /// Per-channel normalisation of `[0, 1]` pixels.
     Normalize {
         /// Per-channel mean.
@@ -434,6 +525,91 @@ pub enum TransformSpec {
 
 fn half() -> f64 {
     0.5
+}
+fn default_rrc_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+fn default_rrc_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+fn default_erase_scale() -> [f64; 2] {
+    [0.02, 0.33]
+}
+fn default_erase_ratio() -> [f64; 2] {
+    [0.3, 3.3]
+}
+
+/// A resize filter choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterpolationSpec {
+    /// Bilinear.
+    #[default]
+    Bilinear,
+    /// Bicubic.
+    Bicubic,
+    /// Bilinear or bicubic per sample.
+    Random,
+    /// SuperGradients' `default`: bilinear.
+    Default,
+}
+
+/// A size: one number or `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeSpec {
+    /// One number.
+    One(usize),
+    /// `[height, width]`.
+    Two([usize; 2]),
+}
+
+impl<'de> Deserialize<'de> for SizeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        let size = |v: &serde_yaml::Value| v.as_u64().map(|n| n as usize);
+        match &value {
+            serde_yaml::Value::Number(_) => size(&value).map(SizeSpec::One),
+            serde_yaml::Value::Sequence(items) => match items.as_slice() {
+                [n] => size(n).map(SizeSpec::One),
+                [h, w] => size(h).zip(size(w)).map(|(h, w)| SizeSpec::Two([h, w])),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| D::Error::custom("expected a size: a number or [height, width]"))
+    }
+}
+
+/// The fill of `RandomErasing`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum EraseValueSpec {
+    /// Zero.
+    #[default]
+    Zero,
+    /// One value per channel, or one for all.
+    Values(Vec<f32>),
+    /// Standard normal noise per pixel.
+    Random,
+}
+
+impl<'de> Deserialize<'de> for EraseValueSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        let number = |v: &serde_yaml::Value| v.as_f64().map(|x| x as f32);
+        match &value {
+            serde_yaml::Value::String(s) if s == "random" => Some(EraseValueSpec::Random),
+            serde_yaml::Value::Number(_) => number(&value).map(|x| EraseValueSpec::Values(vec![x])),
+            serde_yaml::Value::Sequence(items) => items
+                .iter()
+                .map(number)
+                .collect::<Option<Vec<f32>>>()
+                .map(EraseValueSpec::Values),
+            _ => None,
+        }
+        .ok_or_else(|| D::Error::custom("expected a number, a list of numbers or `random`"))
+    }
 }
 
 /// One loader.
@@ -452,6 +628,13 @@ pub struct LoaderSpec {
     /// Drop the last incomplete batch (default false).
     #[serde(default)]
     pub drop_last: bool,
+    /// Which samples an epoch visits, e.g. `{RepeatAugSampler: {num_repeats: 3}}` (default:
+    /// every sample once).
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub sampler: Option<SamplerSpec>,
+    /// Batch mixing, `{CollateMixup: {mixup_alpha: 0.2, cutmix_alpha: 1.0, ...}}`.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub collate_fn: Option<CollateSpec>,
 }
 
 impl Default for LoaderSpec {
@@ -461,8 +644,98 @@ impl Default for LoaderSpec {
             num_workers: default_workers(),
             shuffle: None,
             drop_last: false,
+            sampler: None,
+            collate_fn: None,
         }
     }
+}
+
+/// A sampler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SamplerSpec {
+    /// SuperGradients' and timm's repeated-augmentation sampler.
+    RepeatAugSampler {
+        /// Visits per sample (default 3).
+        #[serde(default = "three")]
+        num_repeats: usize,
+        /// Replicas sharing the data (default 1).
+        #[serde(default = "one")]
+        num_replicas: usize,
+        /// This replica (default 0).
+        #[serde(default)]
+        rank: usize,
+        /// Rounding of the epoch length (default 256; 0 disables it).
+        #[serde(default = "two_fifty_six")]
+        selected_round: usize,
+    },
+    /// torch's `DistributedSampler`: this replica's share of every sample.
+    DistributedSampler {
+        /// Replicas sharing the data.
+        num_replicas: usize,
+        /// This replica.
+        rank: usize,
+    },
+}
+
+fn three() -> usize {
+    3
+}
+fn two_fifty_six() -> usize {
+    256
+}
+
+/// A batch collation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum CollateSpec {
+    /// SuperGradients' `CollateMixup` (timm `Mixup`): Mixup/CutMix with soft targets.
+    CollateMixup {
+        /// Mixup's Beta parameter (default 1.0; 0 disables Mixup).
+        #[serde(default = "one_f")]
+        mixup_alpha: f64,
+        /// CutMix's Beta parameter (default 0.0, off).
+        #[serde(default)]
+        cutmix_alpha: f64,
+        /// Probability of mixing (default 1.0).
+        #[serde(default = "one_f")]
+        prob: f64,
+        /// Probability of CutMix when both are on (default 0.5).
+        #[serde(default = "half")]
+        switch_prob: f64,
+        /// `batch` (default), `pair` or `elem`.
+        #[serde(default)]
+        mode: MixModeSpec,
+        /// Label smoothing of the targets (default 0.1).
+        #[serde(default = "tenth")]
+        label_smoothing: f64,
+        /// Must equal the dataset's class count when given.
+        #[serde(default)]
+        num_classes: Option<usize>,
+        /// Must be true when given: the CutMix weight always follows the pasted area.
+        #[serde(default)]
+        correct_lam: Option<bool>,
+    },
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+fn tenth() -> f64 {
+    0.1
+}
+
+/// Granularity of the mixing draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixModeSpec {
+    /// One draw per batch.
+    #[default]
+    Batch,
+    /// One draw per pair.
+    Pair,
+    /// One draw per sample.
+    Elem,
 }
 
 fn default_batch() -> usize {

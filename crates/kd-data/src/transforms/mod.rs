@@ -1,40 +1,47 @@
-//! Deterministic image transforms with torchvision semantics, applied on the CPU per sample.
+//! Deterministic image transforms with torchvision and timm semantics, applied on the CPU per
+//! sample.
 //!
 //! A [`Transforms`] pipeline first converts a `u8` `C×H×W` image to `f32` in `[0, 1]`
-//! (torchvision's `ToTensor`, `x / 255`), then runs its transforms in order. The usual order is
-//! crop, flip, normalize, as in `transforms.Compose([RandomCrop, RandomHorizontalFlip, ToTensor,
-//! Normalize])`. Random parameters come from the RNG the caller passes, which the loader seeds
-//! per `(seed, epoch, dataset index)` with [`crate::sample_rng`].
+//! (torchvision's `ToTensor`, `x / 255`), then runs its transforms in order, e.g. SuperGradients'
+//! ImageNet training pipeline `[RandomResizedCrop, RandomHorizontalFlip, RandAugment,
+//! Normalize]` or the CIFAR one `[RandomCrop, RandomHorizontalFlip, Normalize]`. Random
+//! parameters come from the RNG the caller passes, which the loader seeds per `(seed, epoch,
+//! dataset index)` with [`crate::sample_rng`]; each transform draws its parameters and then
+//! calls an operation of [`crate::functional`] with them.
 
-use rand::Rng;
+mod color_jitter;
+mod crop;
+mod erasing;
+mod flip;
+mod normalize;
+mod rand_augment;
+mod resize;
+
+pub use color_jitter::{ColorJitter, JitterParams};
+pub use crop::{CenterCrop, RandomCrop};
+pub use erasing::{EraseValue, RandomErasing};
+pub use flip::RandomHorizontalFlip;
+pub use normalize::Normalize;
+pub use rand_augment::{
+    AugmentOp, RAND_INCREASING_TRANSFORMS, RAND_TRANSFORMS, RandAugment, RandAugmentOp,
+};
+pub use resize::{RandomResizedCrop, Resize, ResizeTo};
+
 use rand::rngs::StdRng;
 
 use crate::error::DataError;
+use crate::functional::Scratch;
 
-/// Random crop of a `size`×`size` window after zero-padding every side by `padding` pixels
-/// (torchvision `RandomCrop(size, padding)` with `fill=0`, `padding_mode="constant"`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RandomCrop {
-    /// Output height and width.
-    pub size: usize,
-    /// Zero padding added on each side before cropping.
-    pub padding: usize,
-}
-
-/// Horizontal flip with probability `p` (torchvision `RandomHorizontalFlip(p)`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RandomHorizontalFlip {
-    /// Flip probability in `[0, 1]`.
-    pub p: f64,
-}
-
-/// Per-channel `(x - mean) / std` (torchvision `Normalize(mean, std)`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Normalize {
-    /// One mean per channel.
-    pub mean: Vec<f32>,
-    /// One positive standard deviation per channel.
-    pub std: Vec<f32>,
+/// How a resizing transform picks its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Interpolation {
+    /// Bilinear (torchvision's default).
+    #[default]
+    Bilinear,
+    /// Bicubic.
+    Bicubic,
+    /// Bilinear or bicubic with equal odds per sample (timm's `interpolation="random"`).
+    Random,
 }
 
 /// One step of a [`Transforms`] pipeline.
@@ -42,154 +49,77 @@ pub struct Normalize {
 pub enum Transform {
     /// See [`RandomCrop`].
     RandomCrop(RandomCrop),
+    /// See [`CenterCrop`].
+    CenterCrop(CenterCrop),
+    /// See [`RandomResizedCrop`].
+    RandomResizedCrop(RandomResizedCrop),
+    /// See [`Resize`].
+    Resize(Resize),
     /// See [`RandomHorizontalFlip`].
     RandomHorizontalFlip(RandomHorizontalFlip),
+    /// See [`ColorJitter`].
+    ColorJitter(ColorJitter),
+    /// See [`RandAugment`].
+    RandAugment(RandAugment),
+    /// See [`RandomErasing`].
+    RandomErasing(RandomErasing),
     /// See [`Normalize`].
     Normalize(Normalize),
 }
 
-impl From<RandomCrop> for Transform {
-    fn from(t: RandomCrop) -> Self {
-        Transform::RandomCrop(t)
-    }
+macro_rules! from_transform {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Transform {
+            fn from(t: $t) -> Self {
+                Transform::$t(t)
+            }
+        }
+    )*};
 }
 
-impl From<RandomHorizontalFlip> for Transform {
-    fn from(t: RandomHorizontalFlip) -> Self {
-        Transform::RandomHorizontalFlip(t)
-    }
-}
+from_transform!(
+    RandomCrop,
+    CenterCrop,
+    RandomResizedCrop,
+    Resize,
+    RandomHorizontalFlip,
+    ColorJitter,
+    RandAugment,
+    RandomErasing,
+    Normalize
+);
 
-impl From<Normalize> for Transform {
-    fn from(t: Normalize) -> Self {
-        Transform::Normalize(t)
-    }
-}
-
-fn invalid(transform: &'static str, reason: String) -> DataError {
+pub(crate) fn invalid(transform: &'static str, reason: String) -> DataError {
     DataError::InvalidTransform { transform, reason }
 }
 
-impl RandomCrop {
-    fn validate(&self) -> Result<(), DataError> {
-        if self.size == 0 {
-            return Err(invalid(
-                "RandomCrop",
-                "size is 0: give a positive crop size".into(),
-            ));
-        }
-        Ok(())
-    }
+/// The two stage buffers of a pipeline run and the operations' scratch memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Buffers {
+    pub(crate) cur: Vec<f32>,
+    pub(crate) next: Vec<f32>,
+    pub(crate) scratch: Scratch,
+    pub(crate) extra: Vec<f32>,
+}
 
-    fn output_shape(&self, [c, h, w]: [usize; 3]) -> Result<[usize; 3], DataError> {
-        let (ph, pw) = (h + 2 * self.padding, w + 2 * self.padding);
-        if self.size > ph || self.size > pw {
-            return Err(invalid(
-                "RandomCrop",
-                format!(
-                    "size {} exceeds the padded image of {ph}x{pw} (image {h}x{w}, padding {}): lower `size` or raise `padding`",
-                    self.size, self.padding
-                ),
-            ));
-        }
-        Ok([c, self.size, self.size])
-    }
-
-    /// Crops `src` (`shape`) into `dst` (`[C, size, size]`), drawing the window from `rng`.
-    fn apply(&self, src: &[f32], [c, h, w]: [usize; 3], rng: &mut StdRng, dst: &mut [f32]) {
-        let (s, p) = (self.size, self.padding);
-        let top = rng.random_range(0..=h + 2 * p - s);
-        let left = rng.random_range(0..=w + 2 * p - s);
-        // Output column x reads source column left + x - p; the valid ones form [x0, x1).
-        let x0 = p.saturating_sub(left).min(s);
-        let x1 = (w + p).saturating_sub(left).clamp(x0, s);
-        for ch in 0..c {
-            let plane = &src[ch * h * w..(ch + 1) * h * w];
-            for y in 0..s {
-                let row = &mut dst[(ch * s + y) * s..(ch * s + y + 1) * s];
-                let sy = top + y;
-                if sy < p || sy >= h + p {
-                    row.fill(0.0);
-                    continue;
-                }
-                let src_row = &plane[(sy - p) * w..(sy - p + 1) * w];
-                row[..x0].fill(0.0);
-                row[x0..x1].copy_from_slice(&src_row[left + x0 - p..left + x1 - p]);
-                row[x1..].fill(0.0);
-            }
-        }
+impl Buffers {
+    /// Makes `next` (just written) the current stage.
+    pub(crate) fn swap(&mut self) {
+        std::mem::swap(&mut self.cur, &mut self.next);
     }
 }
 
-impl RandomHorizontalFlip {
-    fn validate(&self) -> Result<(), DataError> {
-        if !(0.0..=1.0).contains(&self.p) {
-            return Err(invalid(
-                "RandomHorizontalFlip",
-                format!("p is {}: give a probability in [0, 1]", self.p),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Flips every row of `data` (`shape`) in place with probability `p`.
-    fn apply(&self, data: &mut [f32], [_, _, w]: [usize; 3], rng: &mut StdRng) {
-        if rng.random::<f64>() < self.p {
-            data.chunks_exact_mut(w).for_each(<[f32]>::reverse);
-        }
-    }
+/// Reusable working memory of [`Transforms::apply_into`]; keep one per worker thread so the
+/// transforms allocate nothing once the buffers have grown to the largest image.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    buffers: Buffers,
 }
 
-impl Normalize {
-    fn validate(&self) -> Result<(), DataError> {
-        if self.mean.is_empty() || self.mean.len() != self.std.len() {
-            return Err(invalid(
-                "Normalize",
-                format!(
-                    "mean has {} values and std has {}: give one mean and one std per channel",
-                    self.mean.len(),
-                    self.std.len()
-                ),
-            ));
-        }
-        if let Some((c, m)) = self.mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
-            return Err(invalid(
-                "Normalize",
-                format!("mean of channel {c} is {m}: give finite means"),
-            ));
-        }
-        if let Some((c, s)) = self
-            .std
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
-        {
-            return Err(invalid(
-                "Normalize",
-                format!("std of channel {c} is {s}: standard deviations must be positive"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_channels(&self, channels: usize) -> Result<(), DataError> {
-        if self.mean.len() != channels {
-            return Err(invalid(
-                "Normalize",
-                format!(
-                    "{} mean/std values for images with {channels} channels: give one value per channel",
-                    self.mean.len()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Normalizes `data` (`shape`) in place.
-    fn apply(&self, data: &mut [f32], [_, h, w]: [usize; 3]) {
-        for ((plane, &m), &s) in data.chunks_exact_mut(h * w).zip(&self.mean).zip(&self.std) {
-            plane.iter_mut().for_each(|v| *v = (*v - m) / s);
-        }
+impl Workspace {
+    /// The output of the last [`Transforms::run`].
+    pub fn output(&self) -> &[f32] {
+        &self.buffers.cur
     }
 }
 
@@ -200,8 +130,8 @@ pub struct Transforms {
 }
 
 impl Transforms {
-    /// Validates the shape-independent parameters: crop size > 0, flip `p` in `[0, 1]`,
-    /// normalize `mean` and `std` of equal non-zero length with finite values and `std > 0`.
+    /// Validates the shape-independent parameters of every step (sizes, probabilities, ranges,
+    /// normalisation statistics).
     ///
     /// Checks that depend on the image shape run in [`Transforms::output_shape`], which the
     /// loader calls when it is built.
@@ -209,7 +139,13 @@ impl Transforms {
         for step in &steps {
             match step {
                 Transform::RandomCrop(t) => t.validate()?,
+                Transform::CenterCrop(t) => t.validate()?,
+                Transform::RandomResizedCrop(t) => t.validate()?,
+                Transform::Resize(t) => t.validate()?,
                 Transform::RandomHorizontalFlip(t) => t.validate()?,
+                Transform::ColorJitter(t) => t.validate()?,
+                Transform::RandAugment(t) => t.validate()?,
+                Transform::RandomErasing(t) => t.validate()?,
                 Transform::Normalize(t) => t.validate()?,
             }
         }
@@ -226,43 +162,65 @@ impl Transforms {
         &self.steps
     }
 
+    fn check_channels(step: &Transform, channels: usize) -> Result<(), DataError> {
+        match step {
+            Transform::Normalize(t) => t.check_channels(channels),
+            Transform::ColorJitter(t) => t.check_channels(channels),
+            Transform::RandAugment(t) => t.check_channels(channels),
+            Transform::RandomErasing(t) => t.check_channels(channels),
+            _ => Ok(()),
+        }
+    }
+
     /// The output shape for inputs of `shape` (`[C, H, W]`); fails when a crop does not fit or
-    /// a normalize does not have one value per channel.
+    /// a step does not suit the channel count.
     pub fn output_shape(&self, shape: [usize; 3]) -> Result<[usize; 3], DataError> {
-        self.steps.iter().try_fold(shape, |shape, step| match step {
-            Transform::RandomCrop(t) => t.output_shape(shape),
-            Transform::RandomHorizontalFlip(_) => Ok(shape),
-            Transform::Normalize(t) => t.check_channels(shape[0]).map(|()| shape),
+        self.steps.iter().try_fold(shape, |[c, h, w], step| {
+            Self::check_channels(step, c)?;
+            match step {
+                Transform::RandomCrop(t) => t.output_shape([c, h, w]),
+                Transform::CenterCrop(t) => Ok([c, t.height, t.width]),
+                Transform::RandomResizedCrop(t) => Ok([c, t.size[0], t.size[1]]),
+                Transform::Resize(t) => {
+                    let [oh, ow] = t.target(h, w);
+                    Ok([c, oh, ow])
+                }
+                _ => Ok([c, h, w]),
+            }
         })
     }
 
-    /// Transforms `image` (`shape`) into a new buffer; see [`Transforms::apply_into`].
-    pub fn apply(
-        &self,
-        image: &[u8],
-        shape: [usize; 3],
-        rng: &mut StdRng,
-    ) -> Result<Vec<f32>, DataError> {
-        let out_shape = self.output_shape(shape)?;
-        let mut out = vec![0.0; out_shape.iter().product()];
-        self.apply_into(image, shape, rng, &mut Vec::new(), &mut out)?;
-        Ok(out)
+    /// The output shape every input with `channels` channels gets, whatever its size, or `None`
+    /// when the output size depends on the input's (no crop or two-sided resize, or a
+    /// shorter-side resize after the last of them). Fails when a step does not suit the
+    /// channel count.
+    pub fn fixed_output_shape(&self, channels: usize) -> Result<Option<[usize; 3]>, DataError> {
+        let mut size: Option<[usize; 2]> = None;
+        for step in &self.steps {
+            Self::check_channels(step, channels)?;
+            size = match step {
+                Transform::RandomCrop(t) => Some([t.size, t.size]),
+                Transform::CenterCrop(t) => Some([t.height, t.width]),
+                Transform::RandomResizedCrop(t) => Some(t.size),
+                Transform::Resize(t) => match t.size {
+                    ResizeTo::Exact(hw) => Some(hw),
+                    ResizeTo::Shorter(_) => None,
+                },
+                _ => size,
+            };
+        }
+        Ok(size.map(|[h, w]| [channels, h, w]))
     }
 
-    /// Transforms `image` (`shape`) into `out`, which must hold exactly
-    /// `output_shape(shape)` values, and returns that shape.
-    ///
-    /// `scratch` is a working buffer whose content is overwritten; reuse it across calls to avoid
-    /// allocations.
-    pub fn apply_into(
+    /// Runs the pipeline on `image` (`shape`), leaving the result in [`Workspace::output`], and
+    /// returns its shape.
+    pub fn run(
         &self,
         image: &[u8],
         shape: [usize; 3],
         rng: &mut StdRng,
-        scratch: &mut Vec<f32>,
-        out: &mut [f32],
+        ws: &mut Workspace,
     ) -> Result<[usize; 3], DataError> {
-        let out_shape = self.output_shape(shape)?;
         let in_len = shape.iter().product::<usize>();
         if image.len() != in_len {
             return Err(DataError::ImageSize {
@@ -271,44 +229,77 @@ impl Transforms {
                 found: image.len(),
             });
         }
-        let out_len = out_shape.iter().product::<usize>();
-        if out.len() != out_len {
+        if shape.contains(&0) {
+            return Err(DataError::EmptyShape { shape });
+        }
+        let buf = &mut ws.buffers;
+        buf.cur.clear();
+        buf.cur.extend(image.iter().map(|&p| f32::from(p) / 255.0));
+        let mut cur = shape;
+        for step in &self.steps {
+            Self::check_channels(step, cur[0])?;
+            cur = match step {
+                Transform::RandomCrop(t) => t.apply(buf, cur, rng)?,
+                Transform::CenterCrop(t) => t.apply(buf, cur)?,
+                Transform::RandomResizedCrop(t) => t.apply(buf, cur, rng)?,
+                Transform::Resize(t) => t.apply(buf, cur, rng)?,
+                Transform::RandomHorizontalFlip(t) => {
+                    t.apply(&mut buf.cur, cur, rng)?;
+                    cur
+                }
+                Transform::ColorJitter(t) => {
+                    t.draw(rng).apply(&mut buf.cur, cur)?;
+                    cur
+                }
+                Transform::RandAugment(t) => {
+                    t.apply(&mut buf.cur, cur, rng, &mut buf.next, &mut buf.extra)?;
+                    cur
+                }
+                Transform::RandomErasing(t) => {
+                    t.apply(&mut buf.cur, cur, rng, &mut buf.extra)?;
+                    cur
+                }
+                Transform::Normalize(t) => {
+                    t.apply(&mut buf.cur, cur);
+                    cur
+                }
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Transforms `image` (`shape`) into a new buffer, of [`Transforms::output_shape`].
+    pub fn apply(
+        &self,
+        image: &[u8],
+        shape: [usize; 3],
+        rng: &mut StdRng,
+    ) -> Result<Vec<f32>, DataError> {
+        let mut ws = Workspace::default();
+        self.run(image, shape, rng, &mut ws)?;
+        Ok(ws.buffers.cur)
+    }
+
+    /// Transforms `image` (`shape`) into `out`, which must hold exactly as many values as the
+    /// output, and returns the output shape.
+    pub fn apply_into(
+        &self,
+        image: &[u8],
+        shape: [usize; 3],
+        rng: &mut StdRng,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) -> Result<[usize; 3], DataError> {
+        let out_shape = self.run(image, shape, rng, ws)?;
+        let result = ws.output();
+        if out.len() != result.len() {
             return Err(DataError::BufferSize {
                 shape: out_shape,
-                expected: out_len,
+                expected: result.len(),
                 found: out.len(),
             });
         }
-        // Ping-pong between two halves of `scratch`, each large enough for every stage.
-        let stage_len = self
-            .steps
-            .iter()
-            .filter_map(|step| match step {
-                Transform::RandomCrop(t) => Some(shape[0] * t.size * t.size),
-                _ => None,
-            })
-            .fold(in_len, usize::max);
-        scratch.resize(2 * stage_len, 0.0);
-        let (mut cur, mut next) = scratch.split_at_mut(stage_len);
-        for (v, &p) in cur.iter_mut().zip(image) {
-            *v = f32::from(p) / 255.0;
-        }
-        let mut cur_shape = shape;
-        for step in &self.steps {
-            let len = cur_shape.iter().product::<usize>();
-            match step {
-                Transform::RandomCrop(t) => {
-                    let new_shape = [cur_shape[0], t.size, t.size];
-                    let new_len = new_shape.iter().product::<usize>();
-                    t.apply(&cur[..len], cur_shape, rng, &mut next[..new_len]);
-                    std::mem::swap(&mut cur, &mut next);
-                    cur_shape = new_shape;
-                }
-                Transform::RandomHorizontalFlip(t) => t.apply(&mut cur[..len], cur_shape, rng),
-                Transform::Normalize(t) => t.apply(&mut cur[..len], cur_shape),
-            }
-        }
-        out.copy_from_slice(&cur[..out_len]);
+        out.copy_from_slice(result);
         Ok(out_shape)
     }
 }
@@ -487,7 +478,7 @@ mod tests {
             .into(),
             RandomHorizontalFlip { p: 0.5 }.into(),
         ]);
-        let mut scratch = Vec::new();
+        let mut scratch = Workspace::default();
         let mut out = vec![0.0; 3 * 6 * 6];
         for index in 0..5 {
             let got = t
