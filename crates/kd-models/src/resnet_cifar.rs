@@ -24,7 +24,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, ImageClassifier, KdError, check_taps};
+use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -299,32 +299,12 @@ impl ResNetCifar {
     }
 }
 
-impl ImageClassifier for ResNetCifar {
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        ResNetCifar::forward(self, x)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn tap_names(&self) -> Vec<&'static str> {
-        RESNET_CIFAR_TAPS.to_vec()
-    }
-
-    /// # Panics
-    ///
-    /// Panics on a tap name not in [`RESNET_CIFAR_TAPS`]; check names first with
-    /// [`kd_core::check_taps`] or call [`ResNetCifar::try_forward_with_taps`].
-    fn forward_with_taps(&self, x: Tensor<4>, taps: &[&str]) -> (Tensor<2>, Vec<Feature>) {
-        self.try_forward_with_taps(x, taps)
-            .unwrap_or_else(|err| panic!("{err}"))
-    }
-}
+crate::taps::impl_image_classifier!(ResNetCifar, RESNET_CIFAR_TAPS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kd_core::ImageClassifier;
 
     #[test]
     fn shapes_and_taps() {

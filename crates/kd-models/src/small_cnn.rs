@@ -25,7 +25,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, ImageClassifier, KdError, check_taps};
+use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -236,33 +236,13 @@ impl SmallCnn {
     }
 }
 
-impl ImageClassifier for SmallCnn {
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        SmallCnn::forward(self, x)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn tap_names(&self) -> Vec<&'static str> {
-        SMALL_CNN_TAPS.to_vec()
-    }
-
-    /// # Panics
-    ///
-    /// Panics on a tap name not in [`SMALL_CNN_TAPS`]; check names first with
-    /// [`kd_core::check_taps`] or call [`SmallCnn::try_forward_with_taps`].
-    fn forward_with_taps(&self, x: Tensor<4>, taps: &[&str]) -> (Tensor<2>, Vec<Feature>) {
-        self.try_forward_with_taps(x, taps)
-            .unwrap_or_else(|err| panic!("{err}"))
-    }
-}
+crate::taps::impl_image_classifier!(SmallCnn, SMALL_CNN_TAPS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ResNetConfig;
+    use kd_core::ImageClassifier;
 
     #[test]
     fn shapes_at_28_and_64_px() {

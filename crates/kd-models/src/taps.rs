@@ -53,6 +53,40 @@ impl<'a> TapCollector<'a> {
     }
 }
 
+/// Implements [`kd_core::ImageClassifier`] for a model that has `forward`,
+/// `try_forward_with_taps`, a `num_classes` field and a constant list of taps.
+///
+/// Its `forward_with_taps` panics on a tap name not in the list; callers check names first
+/// with [`kd_core::check_taps`] (as runs do when they are built) or call
+/// `try_forward_with_taps`.
+macro_rules! impl_image_classifier {
+    ($model:ident, $taps:expr) => {
+        impl kd_core::ImageClassifier for $model {
+            fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+                $model::forward(self, x)
+            }
+
+            fn num_classes(&self) -> usize {
+                self.num_classes
+            }
+
+            fn tap_names(&self) -> Vec<&'static str> {
+                $taps.to_vec()
+            }
+
+            fn forward_with_taps(
+                &self,
+                x: Tensor<4>,
+                taps: &[&str],
+            ) -> (Tensor<2>, Vec<kd_core::Feature>) {
+                self.try_forward_with_taps(x, taps)
+                    .unwrap_or_else(|err| panic!("{err}"))
+            }
+        }
+    };
+}
+pub(crate) use impl_image_classifier;
+
 #[cfg(test)]
 mod tests {
     use super::*;

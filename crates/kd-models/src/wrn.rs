@@ -25,7 +25,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, ImageClassifier, KdError, check_taps};
+use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -345,32 +345,12 @@ impl WideResNet {
     }
 }
 
-impl ImageClassifier for WideResNet {
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        WideResNet::forward(self, x)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn tap_names(&self) -> Vec<&'static str> {
-        WRN_TAPS.to_vec()
-    }
-
-    /// # Panics
-    ///
-    /// Panics on a tap name not in [`WRN_TAPS`]; check names first with
-    /// [`kd_core::check_taps`] or call [`WideResNet::try_forward_with_taps`].
-    fn forward_with_taps(&self, x: Tensor<4>, taps: &[&str]) -> (Tensor<2>, Vec<Feature>) {
-        self.try_forward_with_taps(x, taps)
-            .unwrap_or_else(|err| panic!("{err}"))
-    }
-}
+crate::taps::impl_image_classifier!(WideResNet, WRN_TAPS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kd_core::ImageClassifier;
 
     #[test]
     fn shapes_and_taps() {

@@ -44,7 +44,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, ImageClassifier, KdError, check_taps};
+use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -383,32 +383,12 @@ impl ResNet {
     }
 }
 
-impl ImageClassifier for ResNet {
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        ResNet::forward(self, x)
-    }
-
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    fn tap_names(&self) -> Vec<&'static str> {
-        RESNET_TAPS.to_vec()
-    }
-
-    /// # Panics
-    ///
-    /// Panics on a tap name not in [`RESNET_TAPS`]; check names first with
-    /// [`kd_core::check_taps`] or call [`ResNet::try_forward_with_taps`].
-    fn forward_with_taps(&self, x: Tensor<4>, taps: &[&str]) -> (Tensor<2>, Vec<Feature>) {
-        self.try_forward_with_taps(x, taps)
-            .unwrap_or_else(|err| panic!("{err}"))
-    }
-}
+crate::taps::impl_image_classifier!(ResNet, RESNET_TAPS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kd_core::ImageClassifier;
 
     fn dims(features: &[Feature]) -> Vec<Vec<usize>> {
         features.iter().map(Feature::dims).collect()
