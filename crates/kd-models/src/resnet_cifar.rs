@@ -24,7 +24,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -258,53 +257,14 @@ impl ResNetCifar {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         self.features_collecting(x, &mut TapCollector::new(&[]))
     }
-
-    /// Global average pool and flatten: `[batch, C, h, w] -> [batch, C]`.
-    pub fn pre_logits(&self, features: Tensor<4>) -> Tensor<2> {
-        self.avgpool.forward(features).flatten(1, 3)
-    }
-
-    /// Average pool, flatten and `fc`: features to logits `[batch, num_classes]`.
-    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(self.pre_logits(features))
-    }
-
-    /// Logits `[batch, num_classes]` for images `[batch, in_channels, height, width]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_head(self.forward_features(x))
-    }
-
-    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
-    /// (PyTorch's default Linear initialisation), keeping every other weight.
-    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
-        self.fc = crate::head::fresh_head(&self.fc, num_classes, false, device);
-        self.num_classes = num_classes;
-        self
-    }
-
-    /// Logits plus the requested taps (see [`RESNET_CIFAR_TAPS`]) from one forward pass, or an
-    /// error naming an unknown tap.
-    pub fn try_forward_with_taps(
-        &self,
-        x: Tensor<4>,
-        taps: &[&str],
-    ) -> Result<(Tensor<2>, Vec<Feature>), KdError> {
-        check_taps(&RESNET_CIFAR_TAPS, taps)?;
-        let mut collector = TapCollector::new(taps);
-        let features = self.features_collecting(x, &mut collector);
-        let pooled = self.pre_logits(features);
-        collector.offer_vector("pre_logits", &pooled);
-        let logits = self.fc.forward(pooled);
-        Ok((logits, collector.finish()))
-    }
 }
 
-crate::taps::impl_image_classifier!(ResNetCifar, RESNET_CIFAR_TAPS);
+crate::taps::impl_pooled_classifier!(ResNetCifar, RESNET_CIFAR_TAPS, zero_bias_head = false);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kd_core::ImageClassifier;
+    use kd_core::{Feature, ImageClassifier};
 
     #[test]
     fn shapes_and_taps() {

@@ -87,6 +87,62 @@ macro_rules! impl_image_classifier {
 }
 pub(crate) use impl_image_classifier;
 
+/// The head and the classifier contract of a CNN that ends in global average pooling and a
+/// linear classifier: inherent `pre_logits`, `forward_head`, `forward`,
+/// `try_forward_with_taps` (its taps plus `pre_logits`) and `replace_head`, and
+/// [`kd_core::ImageClassifier`].
+///
+/// The model needs the fields `avgpool`, `fc` and `num_classes`, and a
+/// `features_collecting(x, &mut TapCollector) -> Tensor<4>` that offers its map taps.
+/// `zero_bias_head` says whether a replaced head starts with a zero bias.
+macro_rules! impl_pooled_classifier {
+    ($model:ident, $taps:expr, zero_bias_head = $zero_bias:expr) => {
+        impl $model {
+            /// Global average pool and flatten: `[batch, C, h, w] -> [batch, C]`.
+            pub fn pre_logits(&self, features: Tensor<4>) -> Tensor<2> {
+                self.avgpool.forward(features).flatten(1, 3)
+            }
+
+            /// Average pool, flatten and `fc`: features to logits `[batch, num_classes]`.
+            pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
+                self.fc.forward(self.pre_logits(features))
+            }
+
+            /// Logits `[batch, num_classes]` for images `[batch, in_channels, height, width]`.
+            pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+                self.forward_head(self.forward_features(x))
+            }
+
+            /// Logits plus the requested taps (its map taps and `pre_logits`) from one
+            /// forward pass, or an error naming an unknown tap.
+            pub fn try_forward_with_taps(
+                &self,
+                x: Tensor<4>,
+                taps: &[&str],
+            ) -> Result<(Tensor<2>, Vec<kd_core::Feature>), kd_core::KdError> {
+                kd_core::check_taps(&$taps, taps)?;
+                let mut collector = crate::taps::TapCollector::new(taps);
+                let features = self.features_collecting(x, &mut collector);
+                let pooled = self.pre_logits(features);
+                collector.offer_vector("pre_logits", &pooled);
+                let logits = self.fc.forward(pooled);
+                Ok((logits, collector.finish()))
+            }
+
+            /// Replaces the classifier with a freshly initialised one for `num_classes`
+            /// classes, keeping every other weight.
+            pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
+                self.fc = crate::head::fresh_head(&self.fc, num_classes, $zero_bias, device);
+                self.num_classes = num_classes;
+                self
+            }
+        }
+
+        crate::taps::impl_image_classifier!($model, $taps);
+    };
+}
+pub(crate) use impl_pooled_classifier;
+
 #[cfg(test)]
 mod tests {
     use super::*;
