@@ -59,6 +59,7 @@ fn train(
 
 #[test]
 fn ema_averaging_accumulation_clipping_and_checkpoints() {
+    let _serial = common::serial();
     let dir = common::run_dir("options", "all");
     let mut p = params(3);
     p.run_validation_freq = 2;
@@ -109,6 +110,7 @@ fn ema_averaging_accumulation_clipping_and_checkpoints() {
 
 #[test]
 fn resume_restores_ema_and_averaging() {
+    let _serial = common::serial();
     let straight_dir = common::run_dir("options", "straight");
     let straight = train(&straight_dir, &params(2));
     let split_dir = common::run_dir("options", "split");
@@ -145,6 +147,7 @@ fn resume_restores_ema_and_averaging() {
 /// A run resumed from its mid-epoch `ckpt_step.kd` ends where the uninterrupted run ends.
 #[test]
 fn resume_from_a_mid_epoch_checkpoint() {
+    let _serial = common::serial();
     let dir = common::run_dir("options", "step");
     let mut p = params(1);
     p.save_ckpt_epoch_list = Vec::new();

@@ -4,7 +4,6 @@ mod common;
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::Mutex;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -15,13 +14,6 @@ use kd_trainer::{
     Checkpoint, KdTrainer, LATEST_NAME, LrSchedule, TrainError, Trainer, TrainingParams,
     load_student,
 };
-
-/// `Device::seed` is process-wide: tests that build models from seeds run one at a time.
-static SEEDED: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SEEDED.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn student(device: &Device) -> SmallCnn {
     device.seed(1);
@@ -79,7 +71,7 @@ fn kd_run_until(
 
 #[test]
 fn teacher_is_bit_identical_after_kd_and_student_learns() {
-    let _serial = serial();
+    let _serial = common::serial();
     let device = Device::flex();
     // Parameters initialise lazily: reading them here fixes the values the run starts from.
     let t = teacher(&device);
@@ -132,7 +124,7 @@ fn teacher_is_bit_identical_after_kd_and_student_learns() {
 
 #[test]
 fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
-    let _serial = serial();
+    let _serial = common::serial();
     let device = Device::flex();
     let dir = common::run_dir("trainer", "best");
     let out = kd_run(&dir, 3, false);
@@ -167,7 +159,7 @@ fn ckpt_best_loads_into_a_bare_student_and_reproduces_its_accuracy() {
 
 #[test]
 fn resume_continues_at_the_next_epoch_with_the_same_state() {
-    let _serial = serial();
+    let _serial = common::serial();
     let straight_dir = common::run_dir("trainer", "straight");
     let straight = kd_run(&straight_dir, 3, false);
 
@@ -253,7 +245,7 @@ impl Criterion<Tensor<2>> for PoisonAt {
 
 #[test]
 fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
-    let _serial = serial();
+    let _serial = common::serial();
     let device = Device::flex();
     let (train, valid) = common::loaders(96, 16, 3, 12345);
     let dir = common::run_dir("trainer", "nan");
@@ -277,7 +269,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn kd_output_reaches_custom_criteria() {
-    let _serial = serial();
+    let _serial = common::serial();
     // The default KD module hands the criterion both logits, the teacher's without gradient.
     struct Check;
     impl Criterion<KdOutput<Tensor<2>>> for Check {

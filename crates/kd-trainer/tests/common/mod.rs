@@ -9,6 +9,15 @@ use burn::module::Module;
 use burn::prelude::*;
 use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
 
+/// `Device::seed` is process-wide (the training loop also seeds every step): tests that train
+/// run one at a time.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the process-wide seeding lock for the rest of a test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A fresh temporary run folder for test `name` of file `file`.
 pub fn run_dir(file: &str, name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kd-{file}-test-{}-{name}", std::process::id()));
