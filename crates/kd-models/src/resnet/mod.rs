@@ -44,7 +44,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
-use kd_core::{Feature, KdError, check_taps};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -323,54 +322,10 @@ impl ResNet {
         x
     }
 
-    fn head_collecting(&self, features: Tensor<4>, taps: &mut TapCollector) -> Tensor<2> {
-        let pooled = self.pre_logits(features);
-        taps.offer_vector("pre_logits", &pooled);
-        self.fc.forward(pooled)
-    }
-
     /// The output of `layer4`, `[batch, 512 * expansion, height / 32, width / 32]` (`/ 8` for
     /// small inputs).
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         self.features_collecting(x, &mut TapCollector::new(&[]))
-    }
-
-    /// Global average pool and flatten: `[batch, C, h, w] -> [batch, C]`.
-    pub fn pre_logits(&self, features: Tensor<4>) -> Tensor<2> {
-        self.avgpool.forward(features).flatten(1, 3)
-    }
-
-    /// Average pool, flatten and `fc`: features `[batch, C, h, w]` to logits
-    /// `[batch, num_classes]`.
-    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(self.pre_logits(features))
-    }
-
-    /// Logits `[batch, num_classes]` for images `[batch, in_channels, height, width]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_head(self.forward_features(x))
-    }
-
-    /// Logits plus the requested taps (see [`RESNET_TAPS`]) from one forward pass, or an
-    /// error naming an unknown tap.
-    pub fn try_forward_with_taps(
-        &self,
-        x: Tensor<4>,
-        taps: &[&str],
-    ) -> Result<(Tensor<2>, Vec<Feature>), KdError> {
-        check_taps(&RESNET_TAPS, taps)?;
-        let mut collector = TapCollector::new(taps);
-        let features = self.features_collecting(x, &mut collector);
-        let logits = self.head_collecting(features, &mut collector);
-        Ok((logits, collector.finish()))
-    }
-
-    /// Replaces the classifier with a freshly initialised one for `num_classes` classes
-    /// (PyTorch's default Linear initialisation), keeping every other weight.
-    pub fn replace_head(mut self, num_classes: usize, device: &Device) -> Self {
-        self.fc = crate::head::fresh_head(&self.fc, num_classes, false, device);
-        self.num_classes = num_classes;
-        self
     }
 
     /// Every residual block, stage by stage.
@@ -383,12 +338,12 @@ impl ResNet {
     }
 }
 
-crate::taps::impl_image_classifier!(ResNet, RESNET_TAPS);
+crate::taps::impl_pooled_classifier!(ResNet, RESNET_TAPS, zero_bias_head = false);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kd_core::ImageClassifier;
+    use kd_core::{Feature, ImageClassifier};
 
     fn dims(features: &[Feature]) -> Vec<Vec<usize>> {
         features.iter().map(Feature::dims).collect()
