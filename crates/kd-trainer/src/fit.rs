@@ -108,17 +108,13 @@ fn fmt_metrics(values: &[(String, f64)]) -> String {
         .join(", ")
 }
 
-/// Runs training: epochs of optimizer steps, validation after each epoch, checkpoints.
-///
-/// `model` must already be trainable (its trainable tensors on `device.autodiff()`); the
-/// teacher inside a KD module stays where the KD module put it.
-/// `ckpt_latest.kd` or `ckpt_step.kd`, whichever holds more optimizer steps.
-fn newest_state(latest: &Path, step: &Path) -> PathBuf {
-    let steps = |p: &Path| Checkpoint::load(p).ok().map(|c| c.meta.global_step);
-    match (steps(latest), steps(step)) {
-        (Some(a), Some(b)) if b > a => step.to_path_buf(),
-        (None, Some(_)) => step.to_path_buf(),
-        _ => latest.to_path_buf(),
+/// The state to resume: `ckpt_latest.kd` or `ckpt_step.kd`, whichever holds more optimizer
+/// steps, loaded once; `None` when neither can be read.
+fn newest_state(latest: &Path, step: &Path) -> Option<(PathBuf, Checkpoint)> {
+    let load = |p: &Path| Checkpoint::load(p).ok().map(|c| (p.to_path_buf(), c));
+    match (load(latest), load(step)) {
+        (Some(a), Some(b)) if b.1.meta.global_step > a.1.meta.global_step => Some(b),
+        (a, b) => a.or(b),
     }
 }
 
@@ -185,6 +181,10 @@ fn step_context(batch: &Batch, epoch: usize, training: bool, device: &Device) ->
     }
 }
 
+/// Runs training: epochs of optimizer steps, validation after each epoch, checkpoints.
+///
+/// `model` must already be trainable (its trainable tensors on `device.autodiff()`); the
+/// teacher inside a KD module stays where the KD module put it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit<M, L>(
     kind: &str,
@@ -236,17 +236,24 @@ where
     let mut ema_state: Option<(Vec<u8>, PathBuf)> = None;
     let resuming = params.resume || params.resume_path.is_some();
     if resuming {
-        let path = params
-            .resume_path
-            .clone()
-            .unwrap_or_else(|| newest_state(&latest_path, &step_path));
-        if !path.exists() {
-            return Err(TrainError::Checkpoint {
-                path,
-                message: "resume was asked but there is no checkpoint here: run once without `resume`, or set `resume_path`".into(),
-            });
+        let no_checkpoint = |path: PathBuf| {
+            TrainError::Checkpoint {
+            path,
+            message: "resume was asked but there is no checkpoint here: run once without `resume`, or set `resume_path`".into(),
         }
-        let ckpt = Checkpoint::load(&path)?;
+        };
+        let (path, ckpt) = match &params.resume_path {
+            Some(path) if !path.exists() => return Err(no_checkpoint(path.clone())),
+            Some(path) => (path.clone(), Checkpoint::load(path)?),
+            None => match newest_state(&latest_path, &step_path) {
+                Some(found) => found,
+                // Neither loads: report the missing one, or the reason ckpt_latest is unreadable.
+                None if latest_path.exists() => {
+                    (latest_path.clone(), Checkpoint::load(&latest_path)?)
+                }
+                None => return Err(no_checkpoint(latest_path.clone())),
+            },
+        };
         if ckpt.meta.kind != kind {
             return Err(TrainError::Checkpoint {
                 path,
