@@ -152,6 +152,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = LossFixture::<Params>::parse(
             include_str!("../tests/fixtures/attention_transfer.json"),
             "attention_transfer.json",
@@ -168,6 +169,7 @@ mod tests {
 
     #[test]
     fn ignores_the_scale_of_the_maps_and_is_zero_for_equal_attention() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<4>::random([2, 3, 4, 4], burn::tensor::Distribution::Default, &device);
         let loss = AttentionTransferLossConfig::new().init().unwrap();
@@ -182,6 +184,7 @@ mod tests {
 
     #[test]
     fn rejects_a_bad_exponent() {
+        let _rng = crate::test_rng::lock();
         for bad in [0.5, 0.0, -2.0, f64::NAN, f64::INFINITY] {
             let err = AttentionTransferLossConfig::new()
                 .with_p(bad)
@@ -197,6 +200,7 @@ mod tests {
 
     #[test]
     fn needs_maps_of_the_same_spatial_size() {
+        let _rng = crate::test_rng::lock();
         let config = AttentionTransferLossConfig::new();
         assert!(config.check_shapes(&[64, 8, 8], &[256, 8, 8]).is_ok());
         let err = config

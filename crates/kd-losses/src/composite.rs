@@ -658,6 +658,7 @@ mod tests {
     /// connector.
     #[test]
     fn sums_weighted_terms_and_trains_connectors() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         Device::flex().seed(7);
         let loss = config()
@@ -732,6 +733,7 @@ mod tests {
 
     #[test]
     fn bad_pairings_and_taps_are_named() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let mut config = config();
         config.terms[2].teacher_taps = vec!["stage3".into()];

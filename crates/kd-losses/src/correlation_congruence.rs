@@ -188,6 +188,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = LossFixture::<Params>::parse(
             include_str!("../tests/fixtures/correlation_congruence.json"),
             "correlation_congruence.json",
@@ -205,6 +206,7 @@ mod tests {
 
     #[test]
     fn approaches_the_exact_rbf_kernel_as_the_order_grows() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let e = Tensor::<2>::from_floats(
             [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0], [3.0, 0.0, 1.0]],
@@ -228,6 +230,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_hyper_parameters_and_unequal_widths() {
+        let _rng = crate::test_rng::lock();
         let err = CorrelationCongruenceLossConfig::new()
             .with_gamma(0.0)
             .init()

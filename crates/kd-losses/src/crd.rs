@@ -740,6 +740,7 @@ mod tests {
     // and the Z it set.
     #[test]
     fn matches_pytorch_crd_over_two_steps_in_both_memory_modes() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("crd");
         let device = Device::flex();
         let train_device = device.clone().autodiff();
@@ -785,6 +786,7 @@ mod tests {
 
     #[test]
     fn memory_update_matches_pytorch_after_one_step() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("crd");
         let device = Device::flex();
         let mode = &fixture.modes[0];
@@ -801,6 +803,7 @@ mod tests {
 
     #[test]
     fn pure_bank_loss_with_a_known_z_matches_the_first_step() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("crd");
         let device = Device::flex();
         let mode = &fixture.modes[0];
@@ -825,6 +828,7 @@ mod tests {
 
     #[test]
     fn updates_in_forward_reach_the_next_forward_and_the_record() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(11);
         let config = CrdLossConfig::new()
@@ -876,6 +880,7 @@ mod tests {
 
     #[test]
     fn an_sgd_step_trains_the_heads_but_not_the_memories() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(6);
         let loss = CrdLossConfig::new()
@@ -898,6 +903,7 @@ mod tests {
 
     #[test]
     fn negatives_are_drawn_in_range_and_reproducibly() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let config = CrdLossConfig::new().with_feat_dim(4).with_n_data(Some(7));
         let loss = config.init(&[3], &[3], &device).unwrap();
@@ -937,6 +943,7 @@ mod tests {
 
     #[test]
     fn queue_keeps_the_newest_rows() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let queue = Tensor::<2>::from_floats([[1.0], [2.0], [3.0], [4.0]], &device);
         let batch = Tensor::<2>::from_floats([[10.0], [11.0]], &device);
@@ -948,6 +955,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_configurations_and_shapes() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let bank = CrdLossConfig::new().with_n_data(Some(100));
         let cases = [

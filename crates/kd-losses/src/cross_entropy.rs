@@ -151,6 +151,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_cross_entropy_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = Fixture::load();
         let device = Device::flex();
         assert_eq!(fixture.ce_cases.len(), 6);
@@ -176,6 +177,7 @@ mod tests {
 
     #[test]
     fn hard_and_one_hot_soft_targets_agree() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let logits = Tensor::<2>::from_floats([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], &device);
         let hard = Targets::Hard(Tensor::<1, Int>::from_ints([2, 1], &device));
@@ -192,6 +194,7 @@ mod tests {
 
     #[test]
     fn rejects_label_smoothing_outside_the_unit_interval() {
+        let _rng = crate::test_rng::lock();
         for bad in [-0.1, 1.0, 2.0, f64::NAN] {
             let err = CrossEntropyLossConfig::new()
                 .with_label_smoothing(bad)
@@ -208,6 +211,7 @@ mod tests {
 
     #[test]
     fn names_its_single_component() {
+        let _rng = crate::test_rng::lock();
         let loss = CrossEntropyLossConfig::new().init().unwrap();
         assert_eq!(loss.name(), "CrossEntropyLoss");
         assert_eq!(loss.component_names(), ["Loss"]);

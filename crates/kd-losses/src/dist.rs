@@ -184,6 +184,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture =
             LossFixture::<Params>::parse(include_str!("../tests/fixtures/dist.json"), "dist.json");
         let cases = fixture.check::<2>("dist", |p, s, t, _| {
@@ -200,6 +201,7 @@ mod tests {
 
     #[test]
     fn is_zero_for_identical_logits_and_ignores_a_shift_of_the_logits() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<2>::from_floats(
             [[1.0, -2.0, 0.5], [0.0, 3.0, -1.0], [2.0, 2.0, 0.0]],
@@ -220,6 +222,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_hyper_parameters_and_shapes() {
+        let _rng = crate::test_rng::lock();
         for (config, key) in [
             (DistLossConfig::new().with_beta(-1.0), "beta"),
             (DistLossConfig::new().with_gamma(f64::NAN), "gamma"),

@@ -299,6 +299,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let cases = fixture().check::<2>("dkd", |p, s, t, targets| {
             let config = DkdLossConfig::new()
                 .with_alpha(p.alpha)
@@ -316,6 +317,7 @@ mod tests {
 
     #[test]
     fn warms_up_linearly_over_the_configured_epochs() {
+        let _rng = crate::test_rng::lock();
         let loss = DkdLossConfig::new().init().unwrap();
         assert_eq!(loss.warmup_factor(0), 1.0 / 20.0);
         assert_eq!(loss.warmup_factor(9), 0.5);
@@ -340,6 +342,7 @@ mod tests {
 
     #[test]
     fn is_zero_when_the_student_matches_the_teacher() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let logits =
             Tensor::<2>::from_floats([[1.0, -2.0, 0.5, 3.0], [0.0, 4.0, -1.0, 2.0]], &device);
@@ -351,6 +354,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_hyper_parameters_naming_the_key() {
+        let _rng = crate::test_rng::lock();
         let cases = [
             (DkdLossConfig::new().with_alpha(-1.0), "alpha"),
             (DkdLossConfig::new().with_alpha(f64::NAN), "alpha"),
@@ -376,6 +380,7 @@ mod tests {
 
     #[test]
     fn needs_at_least_three_classes() {
+        let _rng = crate::test_rng::lock();
         let config = DkdLossConfig::new();
         let err = config.check_shapes(&[2], &[2]).unwrap_err();
         let msg = err.to_string();

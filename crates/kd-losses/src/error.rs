@@ -215,6 +215,7 @@ mod tests {
 
     #[test]
     fn prefixing_lengthens_the_key() {
+        let _rng = crate::test_rng::lock();
         let err = LossError::LabelSmoothing {
             key: "label_smoothing".into(),
             value: 1.0,
@@ -231,6 +232,7 @@ mod tests {
 
     #[test]
     fn an_empty_key_becomes_the_prefix() {
+        let _rng = crate::test_rng::lock();
         let err = LossError::TooFewClasses {
             key: String::new(),
             loss: "dkd".into(),

@@ -267,6 +267,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_fitnets_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("fitnets");
         let names: Vec<&str> = fixture.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["same_size", "strided", "vector"]);
@@ -282,6 +283,7 @@ mod tests {
 
     #[test]
     fn builds_the_documented_regressors() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let loss = FitNetsLossConfig::new()
             .init(&[4, 16, 16], &[8, 4, 4], &device)
@@ -305,6 +307,7 @@ mod tests {
 
     #[test]
     fn rejects_shapes_it_cannot_combine_naming_both() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let cases: [(&[usize], &[usize], &str); 5] = [
             (&[4, 4, 4], &[8, 8, 8], "larger than the student's"),
@@ -328,6 +331,7 @@ mod tests {
 
     #[test]
     fn an_sgd_step_trains_the_regressor() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(3);
         let loss = FitNetsLossConfig::new()
@@ -349,6 +353,7 @@ mod tests {
 
     #[test]
     fn a_tracked_teacher_is_detached() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(7);
         let loss = FitNetsLossConfig::new()

@@ -141,6 +141,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = LossFixture::<Params>::parse(
             include_str!("../tests/fixtures/hinton_kd.json"),
             "hinton_kd.json",
@@ -157,6 +158,7 @@ mod tests {
 
     #[test]
     fn defaults_to_four_and_remembers_its_configuration() {
+        let _rng = crate::test_rng::lock();
         let loss = HintonKdLossConfig::new().init().unwrap();
         assert_eq!(loss.temperature(), 4.0);
         assert_eq!(loss.config(), HintonKdLossConfig::default());
@@ -164,6 +166,7 @@ mod tests {
 
     #[test]
     fn rejects_a_temperature_that_is_not_positive_and_finite() {
+        let _rng = crate::test_rng::lock();
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let err = HintonKdLossConfig::new()
                 .with_temperature(bad)
@@ -179,6 +182,7 @@ mod tests {
 
     #[test]
     fn checks_that_both_sides_are_logits_over_the_same_classes() {
+        let _rng = crate::test_rng::lock();
         let config = HintonKdLossConfig::new();
         assert!(config.check_shapes(&[10], &[10]).is_ok());
         let err = config.check_shapes(&[10], &[100]).unwrap_err();

@@ -299,6 +299,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_kd_logits_loss_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = Fixture::load();
         let device = Device::flex();
         let train_device = device.clone().autodiff();
@@ -360,6 +361,7 @@ mod tests {
 
     #[test]
     fn pure_functions_agree_with_the_criterion() {
+        let _rng = crate::test_rng::lock();
         let fixture = Fixture::load();
         let device = Device::flex();
         let student = matrix(&fixture.inputs.base.student, &device);
@@ -381,6 +383,7 @@ mod tests {
 
     #[test]
     fn kl_of_identical_logits_is_zero_and_positive_otherwise() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let a = Tensor::<2>::from_floats([[1.0, 2.0, -3.0], [0.0, 50.0, -50.0]], &device);
         let b = Tensor::<2>::from_floats([[2.0, 1.0, -3.0], [10.0, 0.0, -50.0]], &device);
@@ -395,6 +398,7 @@ mod tests {
 
     #[test]
     fn plain_teacher_and_autodiff_student_mix() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let train_device = device.clone().autodiff();
         let student = Tensor::<2>::from_floats([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], &train_device)
@@ -448,6 +452,7 @@ mod tests {
 
     #[test]
     fn names_its_components_like_supergradients() {
+        let _rng = crate::test_rng::lock();
         let loss = KdLogitsLossConfig::new().init().unwrap();
         assert_eq!(loss.name(), "KdLogitsLoss");
         assert_eq!(
@@ -462,6 +467,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_configurations_naming_the_key() {
+        let _rng = crate::test_rng::lock();
         let cases = [
             (
                 KdLogitsLossConfig::new().with_distillation_loss_coeff(1.5),

@@ -98,6 +98,8 @@ mod pkt;
 mod review_kd;
 mod rkd;
 mod similarity_preserving;
+#[cfg(test)]
+mod test_rng;
 mod vid;
 
 pub use attention_transfer::{

@@ -157,6 +157,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture = LossFixture::<Params>::parse(
             include_str!("../tests/fixtures/logit_standardization.json"),
             "logit_standardization.json",
@@ -173,6 +174,7 @@ mod tests {
 
     #[test]
     fn ignores_the_scale_and_shift_of_each_sample_s_logits() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<2>::from_floats([[1.0, -2.0, 0.5, 4.0], [0.0, 3.0, -1.0, 1.0]], &device);
         let t = Tensor::<2>::from_floats([[2.0, 0.0, 1.0, 5.0], [1.0, 2.0, -3.0, 0.0]], &device);
@@ -191,6 +193,7 @@ mod tests {
 
     #[test]
     fn rejects_a_bad_temperature_and_fewer_than_two_classes() {
+        let _rng = crate::test_rng::lock();
         let err = LogitStandardizedKdLossConfig::new()
             .with_temperature(-2.0)
             .init()

@@ -168,6 +168,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture =
             LossFixture::<Params>::parse(include_str!("../tests/fixtures/nst.json"), "nst.json");
         let cases = fixture.check::<4>("nst", |p, s, t, _| {
@@ -183,6 +184,7 @@ mod tests {
 
     #[test]
     fn is_zero_for_identical_maps_whatever_their_scale() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<4>::random([2, 3, 4, 4], burn::tensor::Distribution::Default, &device);
         let loss = NstLossConfig::new().init().unwrap();
@@ -192,6 +194,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_kernels_and_mismatched_maps() {
+        let _rng = crate::test_rng::lock();
         let err = NstLossConfig::new().with_degree(0).init().unwrap_err();
         assert_eq!(err.key(), "degree");
         assert!(err.to_string().starts_with("`degree` is 0 "), "{err}");

@@ -55,6 +55,7 @@ mod tests {
 
     #[test]
     fn normalizes_rows_and_keeps_the_gradient_finite_at_a_zero_row() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let x = Tensor::<2>::from_floats([[3.0, 4.0], [0.0, 0.0]], &device).require_grad();
         let y = normalize_last(x.clone());
@@ -81,6 +82,7 @@ mod tests {
 
     #[test]
     fn log_sum_exp_matches_the_definition_and_survives_large_values() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let x = Tensor::<2>::from_floats([[0.0, 1.0, 2.0], [1000.0, 1000.0, 0.0]], &device);
         let got = values(log_sum_exp_rows(x));
@@ -91,6 +93,7 @@ mod tests {
 
     #[test]
     fn flattens_every_dimension_after_the_batch() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let x = Tensor::<4>::zeros([2, 3, 4, 5], &device);
         assert_eq!(flatten_per_sample(x).dims(), [2, 60]);

@@ -147,6 +147,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture =
             LossFixture::<Params>::parse(include_str!("../tests/fixtures/pkt.json"), "pkt.json");
         let loss = |p: &Params| PktLossConfig::new().with_eps(p.eps).init().unwrap();
@@ -157,6 +158,7 @@ mod tests {
 
     #[test]
     fn is_near_zero_for_identical_directions() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<2>::from_floats(
             [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0], [3.0, 0.0, 1.0]],
@@ -169,6 +171,7 @@ mod tests {
 
     #[test]
     fn rejects_a_bad_eps_and_empty_features() {
+        let _rng = crate::test_rng::lock();
         for bad in [0.0, -1e-7, f64::NAN] {
             let err = PktLossConfig::new().with_eps(bad).init().unwrap_err();
             assert_eq!(err.key(), "eps");

@@ -347,6 +347,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_review_kd_and_its_gradients() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("review_kd");
         let names: Vec<&str> = fixture.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["same_sizes", "teacher_larger"]);
@@ -385,6 +386,7 @@ mod tests {
 
     #[test]
     fn builds_one_abf_per_stage_fusing_all_but_the_deepest() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let loss = ReviewKdLossConfig::new()
             .init(
@@ -409,6 +411,7 @@ mod tests {
 
     #[test]
     fn an_sgd_step_trains_every_abf() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(8);
         let loss = ReviewKdLossConfig::new()
@@ -436,6 +439,7 @@ mod tests {
 
     #[test]
     fn hcl_of_equal_maps_is_zero_and_skips_levels_at_or_above_the_height() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let a = Tensor::<4>::random([2, 3, 4, 4], burn::tensor::Distribution::Default, &device);
         let zero = hierarchical_context_loss(a.clone(), a.clone());
@@ -452,6 +456,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_configurations_and_shapes() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let maps = [vec![4, 4, 4], vec![8, 2, 2]];
         let err = ReviewKdLossConfig::new()

@@ -234,6 +234,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_and_its_gradient() {
+        let _rng = crate::test_rng::lock();
         let fixture =
             LossFixture::<Params>::parse(include_str!("../tests/fixtures/rkd.json"), "rkd.json");
         let loss = |p: &Params| {
@@ -250,6 +251,7 @@ mod tests {
 
     #[test]
     fn is_invariant_to_scale_and_translation_and_zero_for_one_sample() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s =
             Tensor::<2>::from_floats([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0], [-2.0, 1.0]], &device);
@@ -268,6 +270,7 @@ mod tests {
 
     #[test]
     fn rejects_negative_weights_and_empty_features() {
+        let _rng = crate::test_rng::lock();
         for (config, key) in [
             (
                 RkdLossConfig::new().with_distance_weight(-1.0),

@@ -109,6 +109,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_on_maps_and_embeddings() {
+        let _rng = crate::test_rng::lock();
         let fixture = LossFixture::<serde::de::IgnoredAny>::parse(
             include_str!("../tests/fixtures/similarity_preserving.json"),
             "similarity_preserving.json",
@@ -126,6 +127,7 @@ mod tests {
 
     #[test]
     fn ignores_the_scale_of_the_features() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex();
         let s = Tensor::<2>::from_floats(
             [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0], [3.0, 0.0, 1.0]],
@@ -143,6 +145,7 @@ mod tests {
 
     #[test]
     fn accepts_any_non_empty_shapes() {
+        let _rng = crate::test_rng::lock();
         let config = SimilarityPreservingLossConfig::new();
         assert!(config.check_shapes(&[64, 8, 8], &[512]).is_ok());
         let err = config.check_shapes(&[64, 0, 8], &[512]).unwrap_err();

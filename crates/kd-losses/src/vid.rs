@@ -265,6 +265,7 @@ mod tests {
     // ```
     #[test]
     fn matches_pytorch_vid_and_its_gradients() {
+        let _rng = crate::test_rng::lock();
         let fixture: Fixture = golden::load("vid");
         let names: Vec<&str> = fixture.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["same_size", "student_larger", "teacher_larger"]);
@@ -305,6 +306,7 @@ mod tests {
 
     #[test]
     fn an_sgd_step_trains_the_regressor_and_the_variances() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         device.seed(4);
         let loss = VidLossConfig::new()
@@ -323,6 +325,7 @@ mod tests {
 
     #[test]
     fn variances_start_at_init_pred_var() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         for init in [5.0, 0.1, 80.0] {
             let loss = VidLossConfig::new()
@@ -347,6 +350,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_configurations_and_shapes() {
+        let _rng = crate::test_rng::lock();
         let device = Device::flex().autodiff();
         let cases = [
             (VidLossConfig::new().with_eps(0.0), "eps"),
