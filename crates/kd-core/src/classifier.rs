@@ -23,6 +23,15 @@ impl Feature {
         }
     }
 
+    /// The same feature in `dtype` (a no-op when it already is).
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Self {
+        match self {
+            Feature::Map(t) => Feature::Map(t.cast(dtype)),
+            Feature::Tokens(t) => Feature::Tokens(t.cast(dtype)),
+            Feature::Vector(t) => Feature::Vector(t.cast(dtype)),
+        }
+    }
+
     /// The tensor's dimensions.
     pub fn dims(&self) -> Vec<usize> {
         match self {

@@ -47,4 +47,14 @@ pub enum KdError {
         /// Comma-separated tap names.
         available: String,
     },
+    /// The backend cannot compute in the requested precision.
+    #[error(
+        "this backend ({device}) does not support {precision}: choose another `teacher_precision` (f32 always works)"
+    )]
+    UnsupportedPrecision {
+        /// Requested precision.
+        precision: crate::Precision,
+        /// The device, as Burn prints it.
+        device: String,
+    },
 }

@@ -1,7 +1,9 @@
 use burn::module::Module;
 use burn::prelude::*;
 
-use crate::{Feature, ImageClassifier, InputAdapter, KdError, KdOutput};
+use burn::tensor::FloatDType;
+
+use crate::{Feature, ImageClassifier, InputAdapter, KdError, KdOutput, Precision, cast_module};
 
 /// A module that runs a student and a frozen teacher on the same batch.
 ///
@@ -50,6 +52,10 @@ pub struct KdArchParams {
 /// training mode as in SuperGradients: BatchNorm normalises with batch statistics (and updates
 /// its running statistics, as PyTorch's train mode does) and dropout is active, but its
 /// weights get no gradient.
+///
+/// [`KdModel::with_teacher_precision`] runs the teacher in bf16 or f16: its weights, its input
+/// and its activations; its logits and taps are cast back to the student's float type before
+/// any loss sees them.
 #[derive(Module, Debug)]
 pub struct KdModel<S, T> {
     /// The network being trained.
@@ -62,6 +68,9 @@ pub struct KdModel<S, T> {
     pub student_input_adapter: Option<InputAdapter>,
     /// Whether the teacher stays in eval mode during training.
     pub run_teacher_on_eval: bool,
+    /// The teacher's precision when it is not the student's (see [`Self::with_teacher_precision`]).
+    #[module(skip)]
+    pub teacher_dtype: Option<FloatDType>,
 }
 
 impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
@@ -95,7 +104,37 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
             teacher_input_adapter: freeze(arch_params.teacher_input_adapter),
             student_input_adapter: arch_params.student_input_adapter.map(|a| a.no_grad()),
             run_teacher_on_eval,
+            teacher_dtype: None,
         })
+    }
+
+    /// Runs the teacher in `precision`: casts its weights and BatchNorm statistics now, and
+    /// its input on every batch; logits and taps come back in the input's float type.
+    /// Fails when the teacher's backend cannot compute in that precision.
+    pub fn with_teacher_precision(mut self, precision: Precision) -> Result<Self, KdError> {
+        if precision == Precision::F32 {
+            return Ok(self);
+        }
+        let device = self
+            .teacher
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        precision.check(&device)?;
+        let dtype = precision.dtype();
+        self.teacher = cast_module(self.teacher, dtype);
+        self.teacher_dtype = Some(dtype);
+        Ok(self)
+    }
+
+    /// The teacher's precision.
+    pub fn teacher_precision(&self) -> Precision {
+        match self.teacher_dtype {
+            Some(FloatDType::BF16) => Precision::Bf16,
+            Some(FloatDType::F16) => Precision::F16,
+            _ => Precision::F32,
+        }
     }
 }
 
@@ -105,8 +144,9 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
     type Student = S;
 
     fn forward(&self, x: Tensor<4>) -> KdOutput<Tensor<2>> {
+        let dtype = x.dtype();
         let (student_x, teacher_x) = self.inputs(x);
-        let teacher_output = self.teacher.forward(teacher_x).detach();
+        let teacher_output = self.teacher.forward(teacher_x).detach().cast(dtype);
         let student_output = self.student.forward(student_x);
         KdOutput {
             student_output,
@@ -137,6 +177,10 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
             Some(a) => a.forward(teacher_x),
             None => teacher_x,
         };
+        let teacher_x = match self.teacher_dtype {
+            Some(dtype) => teacher_x.cast(dtype),
+            None => teacher_x,
+        };
         let student_x = match &self.student_input_adapter {
             Some(a) => a.forward(x),
             None => x,
@@ -153,14 +197,18 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
         student_taps: &[&str],
         teacher_taps: &[&str],
     ) -> KdOutput<(Tensor<2>, Vec<Feature>)> {
+        let dtype = x.dtype();
         let (student_x, teacher_x) = self.inputs(x);
         let (teacher_logits, teacher_features) =
             self.teacher.forward_with_taps(teacher_x, teacher_taps);
-        let teacher_features = teacher_features.into_iter().map(Feature::detach).collect();
+        let teacher_features = teacher_features
+            .into_iter()
+            .map(|f| f.detach().cast(dtype.into()))
+            .collect();
         let student_output = self.student.forward_with_taps(student_x, student_taps);
         KdOutput {
             student_output,
-            teacher_output: (teacher_logits.detach(), teacher_features),
+            teacher_output: (teacher_logits.detach().cast(dtype), teacher_features),
         }
     }
 }

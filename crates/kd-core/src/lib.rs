@@ -6,6 +6,7 @@
 //!   [`KdArchParams`] (input adapters), with SuperGradients' `run_teacher_on_eval`.
 //! - [`NormalizationAdapter`]: SuperGradients' adapter that re-normalises a batch for the teacher.
 //! - [`ImageClassifier`]: what a student or teacher network offers, named feature taps included.
+//! - [`Precision`] and [`cast_module`]: a bf16 or f16 teacher ([`KdModel::with_teacher_precision`]).
 //! - [`Criterion`] and [`Targets`]: the contract between losses and the training loop.
 //!
 //! This crate does no IO.
@@ -37,6 +38,7 @@ mod criterion;
 mod error;
 mod kd_model;
 mod output;
+mod precision;
 mod suggest;
 
 pub use adapter::{InputAdapter, NormalizationAdapter, NormalizationAdapterConfig};
@@ -45,4 +47,5 @@ pub use criterion::{Criterion, LossOutput, Targets};
 pub use error::KdError;
 pub use kd_model::{KdArchParams, KdModel, KdModule};
 pub use output::KdOutput;
+pub use precision::{Precision, cast_module};
 pub use suggest::{did_you_mean, levenshtein};

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::prelude::*;
-use kd_core::{ImageClassifier, InputAdapter, KdArchParams, NormalizationAdapterConfig};
+use kd_core::{ImageClassifier, InputAdapter, KdArchParams, NormalizationAdapterConfig, Precision};
 use kd_data::DataLoader;
 use kd_losses::{CrossEntropyLoss, CrossEntropyLossConfig, KdLogitsLossConfig};
 use kd_trainer::{
@@ -195,13 +195,38 @@ pub fn training_params(
     params.save_ckpt_epoch_list = th.save_ckpt_epoch_list.clone();
     params.ckpt_every_n_steps = th.ckpt_every_n_steps;
     params.mixed_precision = th.mixed_precision;
+    params.teacher_precision = th
+        .teacher_precision
+        .as_deref()
+        .map(|name| {
+            Precision::parse(name).ok_or_else(|| {
+                RecipeError::invalid(
+                    &key("teacher_precision"),
+                    format!(
+                        "unknown precision `{name}`{}; known: {}",
+                        did_you_mean(name, Precision::NAMES.iter().copied()),
+                        Precision::NAMES.join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     params.train_metrics_list = th.train_metrics_list.clone();
     params.valid_metrics_list = th.valid_metrics_list.clone();
-    params.validate().map_err(|e| match e {
-        TrainError::Param { key: k, message } => RecipeError::invalid(&key(&k), message),
-        other => RecipeError::Train(other),
-    })?;
+    params
+        .validate()
+        .map_err(|e| train_param_error(e, section))?;
     Ok(params)
+}
+
+/// A trainer's parameter error as a recipe error naming `section.key`.
+fn train_param_error(e: TrainError, section: &str) -> RecipeError {
+    match e {
+        TrainError::Param { key, message } => {
+            RecipeError::invalid(&format!("{section}.{key}"), message)
+        }
+        other => RecipeError::Train(other),
+    }
 }
 
 /// The `optimizer` name; SuperGradients' `RMSpropTF` is named as not implemented.
@@ -491,8 +516,13 @@ fn finished(dir: &Path, max_epochs: usize) -> bool {
 pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError> {
     check_top_level(recipe)?;
     let th = &recipe.training_hyperparams;
-    training_params(th, "training_hyperparams")?;
+    let params = training_params(th, "training_hyperparams")?;
     let kd = recipe.teacher_architecture.is_some();
+    if kd {
+        params
+            .teacher_precision_on(device)
+            .map_err(|e| train_param_error(e, "training_hyperparams"))?;
+    }
     check_loss_name(th, "training_hyperparams", kd)?;
     let (train, valid) = build_loaders(recipe)?;
     let student = build_network(
@@ -726,6 +756,14 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
         teacher_input_adapter: adapter(&recipe.arch_params.teacher_input_adapter, &device)?,
         student_input_adapter: adapter(&recipe.arch_params.student_input_adapter, &device)?,
     };
+    let teacher_precision = params
+        .teacher_precision_on(&device)
+        .map_err(|e| train_param_error(e, "training_hyperparams"))?;
+    if teacher_precision != Precision::F32 {
+        eprintln!(
+            "teacher precision: {teacher_precision} (its logits and taps are cast back to f32); the student trains in f32"
+        );
+    }
     let start = Instant::now();
     let trainer = KdTrainer::new(&run_dir, &device);
     let ((kd_acc, kd_top5), kd_checkpoint) = match &distill_config {

@@ -247,9 +247,14 @@ pub struct TrainingHyperparams {
     /// kd extension: also write `ckpt_latest` every this many optimizer steps.
     #[serde(default)]
     pub ckpt_every_n_steps: Option<usize>,
-    /// Autocast and loss scaling; kd supports only false.
+    /// In a KD run, the teacher computes in bf16 (f16 where the backend lacks bf16); the
+    /// student stays f32 (Burn 0.22 has no autocast).
     #[serde(default)]
     pub mixed_precision: bool,
+    /// kd extension: the teacher's precision, `f32`, `bf16` or `f16` (overrides the choice of
+    /// `mixed_precision`).
+    #[serde(default)]
+    pub teacher_precision: Option<String>,
 }
 
 fn one() -> usize {

@@ -142,9 +142,9 @@ fn unsupported_supergradients_keys_say_so() {
     .unwrap();
     for (arg, key, says) in [
         (
-            "training_hyperparams.mixed_precision=true",
-            "training_hyperparams.mixed_precision",
-            "does not support mixed precision",
+            "training_hyperparams.teacher_precision=bf61",
+            "training_hyperparams.teacher_precision",
+            "unknown precision `bf61`, did you mean `bf16`",
         ),
         (
             "training_hyperparams.optimizer=RMSpropTF",
@@ -190,6 +190,8 @@ fn supergradients_training_keys_reach_the_trainer() {
         "training_hyperparams.valid_metrics_list=[Accuracy, Top5]",
         "training_hyperparams.optimizer=Lamb",
         "training_hyperparams.optimizer_params={weight_decay: 0.02, trust_clip: true}",
+        "training_hyperparams.mixed_precision=true",
+        "training_hyperparams.teacher_precision=f16",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -205,6 +207,8 @@ fn supergradients_training_keys_reach_the_trainer() {
     assert_eq!(p.save_ckpt_epoch_list, [0]);
     assert_eq!(p.ckpt_every_n_steps, Some(100));
     assert_eq!(p.valid_metrics_list, ["Accuracy", "Top5"]);
+    assert!(p.mixed_precision);
+    assert_eq!(p.teacher_precision, Some(kd_core::Precision::F16));
     assert_eq!(p.optimizer.kind, OptimizerKind::Lamb);
     // SuperGradients' Lamb defaults, with the two keys given.
     assert_eq!((p.optimizer.weight_decay, p.optimizer.eps), (0.02, 1e-6));

@@ -1,3 +1,6 @@
+use burn::prelude::Device;
+use kd_core::Precision;
+
 use crate::{EmaParams, LrSchedule, METRIC_NAMES, OptimizerConfig, OptimizerKind, TrainError};
 
 /// The training hyper-parameters the loop uses (SuperGradients' `training_hyperparams`).
@@ -55,9 +58,13 @@ pub struct TrainingParams {
     /// `ckpt_every_n_steps` (kd extension): also write `ckpt_latest` every this many optimizer
     /// steps (default: only after each epoch).
     pub ckpt_every_n_steps: Option<usize>,
-    /// `mixed_precision`: autocast and loss scaling; kd does not support it (Burn 0.22 has no
-    /// autocast), so only false is accepted.
+    /// `mixed_precision`: in a KD run, the frozen teacher computes in bf16 (f16 where the
+    /// backend has no bf16) and its outputs are cast back to f32; the student, its gradients
+    /// and the optimizer stay f32 (Burn 0.22 has no autocast). No effect without a teacher.
     pub mixed_precision: bool,
+    /// `teacher_precision` (kd extension): the teacher's precision, overriding the choice
+    /// `mixed_precision` makes (default: f32, or what `mixed_precision` picks).
+    pub teacher_precision: Option<Precision>,
     /// `train_metrics_list`: metrics on training batches (names from [`METRIC_NAMES`]).
     pub train_metrics_list: Vec<String>,
     /// `valid_metrics_list`: metrics on validation batches (names from [`METRIC_NAMES`]).
@@ -90,9 +97,33 @@ impl TrainingParams {
             save_ckpt_epoch_list: Vec::new(),
             ckpt_every_n_steps: None,
             mixed_precision: false,
+            teacher_precision: None,
             train_metrics_list: Vec::new(),
             valid_metrics_list: Vec::new(),
         }
+    }
+
+    /// The teacher's precision on `device`: `teacher_precision` when set (checked against the
+    /// backend), else with `mixed_precision` the first of bf16 and f16 the backend computes
+    /// in, else f32.
+    pub fn teacher_precision_on(&self, device: &Device) -> Result<Precision, TrainError> {
+        if let Some(p) = self.teacher_precision {
+            p.check(device)
+                .map_err(|e| TrainError::param("teacher_precision", e.to_string()))?;
+            return Ok(p);
+        }
+        if !self.mixed_precision {
+            return Ok(Precision::F32);
+        }
+        [Precision::Bf16, Precision::F16]
+            .into_iter()
+            .find(|p| p.check(device).is_ok())
+            .ok_or_else(|| {
+                TrainError::param(
+                    "mixed_precision",
+                    format!("this backend ({device:?}) computes in neither bf16 nor f16: set mixed_precision to false"),
+                )
+            })
     }
 
     /// Checks every value against the run, naming the offending key.
@@ -133,12 +164,6 @@ impl TrainingParams {
                     "epoch {e} never runs: epochs are 0-based and max_epochs is {}",
                     self.max_epochs
                 ),
-            ));
-        }
-        if self.mixed_precision {
-            return Err(TrainError::param(
-                "mixed_precision",
-                "kd does not support mixed precision yet (Burn 0.22 has no autocast or loss scaling): set it to false",
             ));
         }
         for (key, list) in [
@@ -218,13 +243,6 @@ mod tests {
                 },
             ),
             (
-                "mixed_precision",
-                TrainingParams {
-                    mixed_precision: true,
-                    ..base.clone()
-                },
-            ),
-            (
                 "valid_metrics_list",
                 TrainingParams {
                     valid_metrics_list: vec!["Acuracy".into()],
@@ -257,5 +275,17 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn mixed_precision_picks_a_low_precision_teacher() {
+        let device = Device::flex();
+        let mut p = TrainingParams::new(1, LrSchedule::cosine(0.1));
+        assert_eq!(p.teacher_precision_on(&device).unwrap(), Precision::F32);
+        p.mixed_precision = true;
+        p.validate().unwrap();
+        assert_eq!(p.teacher_precision_on(&device).unwrap(), Precision::Bf16);
+        p.teacher_precision = Some(Precision::F16);
+        assert_eq!(p.teacher_precision_on(&device).unwrap(), Precision::F16);
     }
 }

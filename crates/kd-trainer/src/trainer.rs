@@ -104,8 +104,9 @@ impl KdTrainer {
         T: ImageClassifier,
         L: Criterion<KdOutput<Tensor<2>>>,
     {
-        let model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?;
-        self.train_module(model, params, criterion, train, valid)
+        let model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
+            .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
+        self.fit_module(model, params, criterion, train, valid)
     }
 
     /// Distils with a [`DistillationLoss`] (feature taps, trainable connectors, memory
@@ -127,7 +128,8 @@ impl KdTrainer {
         S: ImageClassifier,
         T: ImageClassifier,
     {
-        let kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?;
+        let kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
+            .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
         let criterion = ComputedLoss::new("DistillationLoss", &loss);
         let model = DistillModel {
             kd,
@@ -146,7 +148,37 @@ impl KdTrainer {
     }
 
     /// Trains a ready KD module, default or custom (SuperGradients' `train(model=...)`).
+    ///
+    /// The module keeps the precision it was built with, so `mixed_precision` and
+    /// `teacher_precision` are refused here: cast the teacher when building the module
+    /// ([`KdModel::with_teacher_precision`], or [`kd_core::cast_module`] in a custom one).
     pub fn train_module<K, L>(
+        &self,
+        model: K,
+        params: &TrainingParams,
+        criterion: &L,
+        train: &DataLoader,
+        valid: &DataLoader,
+    ) -> Result<TrainOutcome<K>, TrainError>
+    where
+        K: KdModule,
+        L: Criterion<KdOutput<K::StudentOutput, K::TeacherOutput>>,
+    {
+        if params.mixed_precision || params.teacher_precision.is_some() {
+            let key = if params.teacher_precision.is_some() {
+                "teacher_precision"
+            } else {
+                "mixed_precision"
+            };
+            return Err(TrainError::param(
+                key,
+                "a ready KD module keeps the precision it was built with: cast its teacher with `KdModel::with_teacher_precision` (or `kd_core::cast_module` in a custom module) and leave this unset",
+            ));
+        }
+        self.fit_module(model, params, criterion, train, valid)
+    }
+
+    fn fit_module<K, L>(
         &self,
         model: K,
         params: &TrainingParams,
