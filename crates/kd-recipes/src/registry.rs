@@ -337,9 +337,34 @@ fn beit_config(name: &str, arch_params: &Mapping, key: &str) -> Result<BeitConfi
             Some("in_channels" | "num_input_channels") => Value::from("in_chans"),
             _ => k.clone(),
         };
-        merged.insert(k, v.clone());
+        let v = match k.as_str() {
+            Some(size @ ("image_size" | "patch_size")) => square(v, &format!("{key}.{size}"))?,
+            _ => v.clone(),
+        };
+        merged.insert(k, v);
     }
     parse_params(&merged, key)
+}
+
+/// SuperGradients writes BEiT sizes as `[height, width]`; kd's BEiT takes square sizes, so a
+/// pair must repeat one number.
+fn square(v: &Value, key: &str) -> Result<Value, RecipeError> {
+    let Value::Sequence(pair) = v else {
+        return Ok(v.clone());
+    };
+    match pair.as_slice() {
+        [h, w] if h == w && h.as_u64().is_some() => Ok(h.clone()),
+        _ => Err(RecipeError::invalid(
+            key,
+            format!(
+                "{} is not a square size: kd's BEiT takes one number or `[n, n]`",
+                serde_yaml::to_string(v)
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\n', " ")
+            ),
+        )),
+    }
 }
 
 fn base64() -> usize {
@@ -583,8 +608,9 @@ mod tests {
             .pretrained_config();
         assert_eq!(grey.input_size, [1, 224, 224]);
         assert!((grey.mean[0] - (0.485 + 0.456 + 0.406) / 3.0).abs() < 1e-12);
+        // SuperGradients writes sizes as pairs.
         let p: Mapping = serde_yaml::from_str(
-            "{image_size: 32, patch_size: 8, embed_dim: 48, depth: 1, num_heads: 4}",
+            "{image_size: [32, 32], patch_size: 8, embed_dim: 48, depth: 1, num_heads: 4}",
         )
         .unwrap();
         let beit = get("beit_base_patch16_224", &p, "teacher", &device)
@@ -592,6 +618,14 @@ mod tests {
             .pretrained_config();
         assert_eq!(beit.input_size, [3, 32, 32]);
         assert_eq!(beit.crop_pct, 0.9);
+        let p: Mapping = serde_yaml::from_str("{image_size: [32, 48]}").unwrap();
+        let err = get("beit_base_patch16_224", &p, "teacher", &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("teacher_arch_params.image_size") && err.contains("not a square size"),
+            "{err}"
+        );
         let net = get("small_cnn", &Mapping::new(), "student", &device).unwrap();
         assert_eq!(net.pretrained_config(), SMALL_CNN_PRETRAINED);
     }

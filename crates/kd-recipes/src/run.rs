@@ -339,6 +339,23 @@ fn task_loss(
     let smoothing = match &th.criterion_params.task_loss_fn {
         None | Some(Value::Null) => th.criterion_params.label_smoothing.unwrap_or(0.0),
         Some(Value::String(s)) if is_ce(s) => 0.0,
+        // Hydra's form: `{_target_: super_gradients....CrossEntropyLoss, label_smoothing: 0.1}`.
+        Some(Value::Mapping(m)) if m.contains_key("_target_") => {
+            let target = m
+                .get("_target_")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = target.rsplit('.').next().unwrap_or_default();
+            if !is_ce(name) {
+                return Err(RecipeError::invalid(
+                    &format!("{key}._target_"),
+                    format!("unknown task loss `{target}`; known: CrossEntropyLoss"),
+                ));
+            }
+            let mut args = m.clone();
+            args.remove("_target_");
+            smoothing_of(&Value::Mapping(args))?
+        }
         Some(Value::Mapping(m)) if m.len() == 1 => {
             let (name, args) = m.iter().next().expect("len 1");
             match name.as_str() {
