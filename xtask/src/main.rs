@@ -9,6 +9,7 @@
 //! - `cargo xtask data fashion-mnist`: installs Fashion-MNIST with apt.
 //! - `cargo xtask parity`: full-size models in kd and in PyTorch/timm, logits compared.
 
+mod bench_data;
 mod parity;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ use anyhow::{Context, Result, bail};
 mod compare;
 
 const DEFAULT_RECIPE: &str = "recipes/fashion_mnist/default.yaml";
-const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|parity|data> [args]
+pub(crate) const USAGE: &str =
+    "usage: cargo xtask <train|test|bench|bench-data|compare|parity|data> [args]
 
   train [--recipe FILE] [--features F] [--backend B] [key=value ...]
         run a recipe (default: recipes/fashion_mnist/default.yaml, the main job)
@@ -27,6 +29,10 @@ const USAGE: &str = "usage: cargo xtask <train|test|bench|compare|parity|data> [
         cargo fmt --check, clippy -D warnings, and every test of the workspace
   bench [--config all|fashion|cifar] [--runs N] [--features F] [--backend B] [--python PY]
         time the KD step in kd and in PyTorch (interleaved runs) and print the ratio
+  bench-data [--images N] [--root DIR] [--threads 1,2] [--pipelines standard,sg] [--runs N]
+        time the image-folder pipeline (JPEG decode, RandomResizedCrop 224, flip, normalise;
+        `sg` adds SuperGradients' RandAugment) in kd and in a PyTorch DataLoader on the same
+        files and thread counts
   compare [--recipes A.yaml,B.yaml] [--seeds N] [--epochs E] [--teacher BPK] [--out FILE]
         run distillation recipes for N seeds (default 2) on a short schedule (default 3
         epochs) with one shared teacher, and write mean ± std of the best and last
@@ -66,7 +72,7 @@ pub(crate) fn run(mut cmd: Command) -> Result<()> {
 }
 
 /// Splits `--flag value` options from the other arguments.
-fn take_opt(args: &mut Vec<String>, flag: &str) -> Option<String> {
+pub(crate) fn take_opt(args: &mut Vec<String>, flag: &str) -> Option<String> {
     let i = args.iter().position(|a| a == flag)?;
     if i + 1 < args.len() {
         let v = args.remove(i + 1);
@@ -81,6 +87,27 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     let found = args.iter().any(|a| a == flag);
     args.retain(|a| a != flag);
     found
+}
+
+/// The Python of the reference environment (`~/.kd-refenv`) when it exists, else `python3`.
+pub(crate) fn python_for_reference() -> String {
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.kd-refenv/bin/python"))
+        .unwrap_or_default();
+    if Path::new(&venv).exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+/// The `kd` binary `cargo build -p kd-cli` writes (dev profile).
+pub(crate) fn kd_binary() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
+        .join("debug")
+        .join("kd")
 }
 
 pub(crate) fn kd_command(features: Option<&str>) -> Command {
@@ -136,16 +163,7 @@ fn bench(mut args: Vec<String>) -> Result<()> {
     let features = take_opt(&mut args, "--features");
     let backend = take_opt(&mut args, "--backend").unwrap_or_else(|| "flex".into());
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "2".into());
-    let python = take_opt(&mut args, "--python").unwrap_or_else(|| {
-        let venv = std::env::var("HOME")
-            .map(|h| format!("{h}/.kd-refenv/bin/python"))
-            .unwrap_or_default();
-        if Path::new(&venv).exists() {
-            venv
-        } else {
-            "python3".into()
-        }
-    });
+    let python = take_opt(&mut args, "--python").unwrap_or_else(python_for_reference);
     if !args.is_empty() {
         bail!("unexpected arguments {args:?}\n{USAGE}");
     }
@@ -156,10 +174,7 @@ fn bench(mut args: Vec<String>) -> Result<()> {
         build.args(["--features", f]);
     }
     run(build)?;
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target"));
-    let kd_bin = target.join("debug").join("kd");
+    let kd_bin = kd_binary();
     let configs: Vec<&str> = if config == "all" {
         vec!["fashion", "cifar"]
     } else {
@@ -271,6 +286,7 @@ fn main() -> ExitCode {
         "train" => train(args),
         "test" => test(args),
         "bench" => bench(args),
+        "bench-data" => bench_data::bench_data(args),
         "compare" => compare::compare(args),
         "data" => data(args),
         "parity" => parity::parity(args),

@@ -63,6 +63,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Times the image-folder training pipeline (JPEG decode and augmentation into host
+    /// batches of 64): the rate per run, their median, and the rate per worker thread.
+    BenchData {
+        /// The image folder (`class_x/*.jpg|png`), for example an ImageNet `train/` split.
+        #[arg(long, required_unless_present = "generate")]
+        root: Option<PathBuf>,
+        /// Write this many generated JPEGs (about 500×375, 10 classes) under `--root` first,
+        /// or under `target/bench-data` without `--root`.
+        #[arg(long)]
+        generate: Option<usize>,
+        /// Output size of the crop.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Batches per timed run.
+        #[arg(long, default_value_t = 8)]
+        batches: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// `standard` (RandomResizedCrop, flip, normalise) or `sg` (SuperGradients' ImageNet
+        /// recipe: random interpolation and RandAugment rand-m7-mstd0.5 added).
+        #[arg(long, default_value = "standard")]
+        pipeline: String,
+        /// Print one JSON object instead of a line of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Classifies a `.npy` batch or image files with a registry network and its weights, in
     /// eval mode: writes the logits as a float32 `.npy` and prints each row's top classes.
     Predict {
@@ -178,6 +208,61 @@ fn run(cli: Cli) -> Result<()> {
                         rss.unwrap_or(f64::NAN)
                     );
                 }
+            }
+            Ok(())
+        }
+        Command::BenchData {
+            root,
+            generate,
+            size,
+            threads,
+            batches,
+            runs,
+            pipeline,
+            json,
+        } => {
+            let kind = kd_data::BenchPipeline::parse(&pipeline).with_context(|| {
+                format!(
+                    "unknown pipeline `{pipeline}`; known: {}",
+                    kd_data::BenchPipeline::NAMES.join(", ")
+                )
+            })?;
+            let root = root.unwrap_or_else(|| PathBuf::from("target/bench-data"));
+            if let Some(n) = generate {
+                kd_data::write_bench_jpegs(&root, n, 10)?;
+                eprintln!("wrote {n} JPEGs under {}", root.display());
+            }
+            anyhow::ensure!(
+                runs > 0 && batches > 0,
+                "--runs and --batches must be at least 1"
+            );
+            let mut rates = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                rates.push(kd_data::bench_image_folder(
+                    &root, size, threads, batches, kind,
+                )?);
+            }
+            let mut sorted = rates.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[sorted.len() / 2];
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "framework": "kd",
+                        "pipeline": pipeline,
+                        "size": size,
+                        "threads": threads,
+                        "img_per_s": rates,
+                        "median_img_per_s": median,
+                        "per_thread": median / threads.max(1) as f64,
+                    })
+                );
+            } else {
+                println!(
+                    "{pipeline} pipeline at {size}, {threads} thread(s): {median:.1} img/s (median of {runs}), {:.1} img/s per thread",
+                    median / threads.max(1) as f64
+                );
             }
             Ok(())
         }

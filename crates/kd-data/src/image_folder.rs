@@ -95,10 +95,14 @@ pub(crate) fn decode_rgb(path: &Path) -> Result<(Vec<u8>, [usize; 3]), DataError
     let mut chw = vec![0u8; 3 * plane];
     let (r, rest) = chw.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in hwc.chunks_exact(3).enumerate() {
-        r[i] = px[0];
-        g[i] = px[1];
-        b[i] = px[2];
+    // Zipped iterators carry no bounds checks, so this loop vectorises.
+    for (px, (r, (g, b))) in hwc
+        .chunks_exact(3)
+        .zip(r.iter_mut().zip(g.iter_mut().zip(b.iter_mut())))
+    {
+        *r = px[0];
+        *g = px[1];
+        *b = px[2];
     }
     Ok((chw, [3, h, w]))
 }

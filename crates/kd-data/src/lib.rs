@@ -75,7 +75,7 @@ mod subset;
 mod test_util;
 mod transforms;
 
-pub use bench::{BENCH_BATCH_SIZE, bench_image_folder};
+pub use bench::{BENCH_BATCH_SIZE, BenchPipeline, bench_image_folder, write_bench_jpegs};
 pub use cifar::{
     CIFAR_SHAPE, CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CifarDataset,
     LabelType,

@@ -8,9 +8,9 @@ use burn::prelude::*;
 use image::{ImageFormat, RgbImage};
 use kd_core::Targets;
 use kd_data::{
-    CenterCrop, CifarDataset, DataError, DataLoader, ImageDataset, ImageFolder, LabelType,
-    LoaderConfig, MixMode, Mixup, Normalize, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
-    Resize, ResizeTo, Sampler, Split, Transform, Transforms,
+    BenchPipeline, CenterCrop, CifarDataset, DataError, DataLoader, ImageDataset, ImageFolder,
+    LabelType, LoaderConfig, MixMode, Mixup, Normalize, RandomCrop, RandomHorizontalFlip,
+    RandomResizedCrop, Resize, ResizeTo, Sampler, Split, Transform, Transforms,
 };
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -397,33 +397,15 @@ fn repeated_visits_are_augmented_differently_and_replicas_split_the_data() {
 #[test]
 fn bench_reports_a_positive_rate() {
     let dir = image_tree("bench");
-    let rate = kd_data::bench_image_folder(&dir.0, 16, 2, 3).unwrap();
-    assert!(rate.is_finite() && rate > 0.0, "{rate}");
-}
-
-/// The benchmark of the task report: 512 generated 224×224 JPEGs in 8 classes through
-/// SuperGradients' ImageNet training transforms. Run with
-/// `cargo test -p kd-data --release --test image_datasets -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing; run explicitly"]
-fn bench_512_jpegs_at_224() {
-    let dir = TempDir::new("bench-512");
-    for i in 0..512u32 {
-        let img = RgbImage::from_fn(224, 224, |x, y| {
-            let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ i.wrapping_mul(31)) % 64;
-            image::Rgb([
-                ((x + i) % 256) as u8 / 2 + n as u8,
-                ((y * 2 + i) % 256) as u8 / 2 + n as u8,
-                ((x + y) % 256) as u8 / 2 + (63 - n) as u8,
-            ])
-        });
-        let path = dir.0.join(format!("class{}/{i:04}.jpg", i % 8));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        img.save_with_format(path, ImageFormat::Jpeg).unwrap();
+    for pipeline in [BenchPipeline::Standard, BenchPipeline::SuperGradients] {
+        let rate = kd_data::bench_image_folder(&dir.0, 16, 2, 3, pipeline).unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate}");
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    for (t, label) in [(1, "1 thread"), (threads, "all threads")] {
-        let rate = kd_data::bench_image_folder(&dir.0, 224, t, 8).unwrap();
-        eprintln!("bench_image_folder, 512 JPEGs at 224, {label} ({t}): {rate:.0} images/s");
-    }
+    let generated = TempDir::new("bench-jpegs");
+    kd_data::write_bench_jpegs(&generated.0, 6, 3).unwrap();
+    let folder = ImageFolder::new(&generated.0).unwrap();
+    assert_eq!((folder.len(), folder.num_classes()), (6, 3));
+    let rate =
+        kd_data::bench_image_folder(&generated.0, 32, 1, 1, BenchPipeline::Standard).unwrap();
+    assert!(rate > 0.0, "{rate}");
 }

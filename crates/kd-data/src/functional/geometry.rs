@@ -119,6 +119,43 @@ pub fn resized_crop(
     scratch: &mut Scratch,
     dst: &mut Vec<f32>,
 ) -> Result<[usize; 3], DataError> {
+    resized_crop_of(src, shape, bx, size, filter, scratch, dst)
+}
+
+/// A pixel value a resize reads: an `f32` in `[0, 1]`, or a `u8` read as `p / 255` (the
+/// value [`crate::Transforms`] would have converted it to first, so both give equal results).
+pub(crate) trait Texel: Copy {
+    /// `row` as values in `[0, 1]`, converted into `buf` when it is not `f32` already.
+    fn as_unit<'a>(row: &'a [Self], buf: &'a mut Vec<f32>) -> &'a [f32];
+}
+
+impl Texel for f32 {
+    #[inline(always)]
+    fn as_unit<'a>(row: &'a [f32], _: &'a mut Vec<f32>) -> &'a [f32] {
+        row
+    }
+}
+
+impl Texel for u8 {
+    #[inline(always)]
+    fn as_unit<'a>(row: &'a [u8], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        buf.clear();
+        buf.extend(row.iter().map(|&p| f32::from(p) / 255.0));
+        buf
+    }
+}
+
+/// [`resized_crop`] from `f32` or `u8` pixels: reading the source image directly lets a
+/// pipeline that starts with a crop convert only the pixels the crop covers.
+pub(crate) fn resized_crop_of<T: Texel>(
+    src: &[T],
+    shape: [usize; 3],
+    bx: CropBox,
+    size: [usize; 2],
+    filter: Resample,
+    scratch: &mut Scratch,
+    dst: &mut Vec<f32>,
+) -> Result<[usize; 3], DataError> {
     check_len("resized_crop", src, shape)?;
     let [c, h, w] = shape;
     let inside = bx.top >= 0
@@ -150,9 +187,10 @@ pub fn resized_crop(
     tmp.clear();
     tmp.resize(c * ch * ow, 0.0);
     let tx = &scratch.taps_x;
+    let row_buf = &mut scratch.row;
     for plane in 0..c {
         for y in 0..ch {
-            let row = &src[(plane * h + top + y) * w + left..][..cw];
+            let row = T::as_unit(&src[(plane * h + top + y) * w + left..][..cw], row_buf);
             let out = &mut tmp[(plane * ch + y) * ow..][..ow];
             for (x, o) in out.iter_mut().enumerate() {
                 let ws = &tx.weights[x * tx.stride..][..tx.len[x]];

@@ -17,6 +17,7 @@ pub use enhance::{
     invert, posterize, solarize, solarize_add,
 };
 pub use erase::erase;
+pub(crate) use geometry::resized_crop_of;
 pub use geometry::{
     affine, crop, hflip, resize, resized_crop, rotate, shear_x, shear_y, translate_x, translate_y,
 };
@@ -50,6 +51,7 @@ pub struct CropBox {
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     pub(crate) tmp: Vec<f32>,
+    pub(crate) row: Vec<f32>,
     pub(crate) taps_x: Taps,
     pub(crate) taps_y: Taps,
 }
@@ -75,9 +77,9 @@ pub(crate) fn invalid(transform: &'static str, reason: String) -> DataError {
 }
 
 /// Fails unless `data` holds `shape`'s number of values.
-pub(crate) fn check_len(
+pub(crate) fn check_len<T>(
     op: &'static str,
-    data: &[f32],
+    data: &[T],
     shape: [usize; 3],
 ) -> Result<(), DataError> {
     let expected = shape.iter().product::<usize>();

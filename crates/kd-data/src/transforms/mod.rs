@@ -233,10 +233,22 @@ impl Transforms {
             return Err(DataError::EmptyShape { shape });
         }
         let buf = &mut ws.buffers;
-        buf.cur.clear();
-        buf.cur.extend(image.iter().map(|&p| f32::from(p) / 255.0));
         let mut cur = shape;
-        for step in &self.steps {
+        let mut steps = self.steps.iter();
+        match self.steps.first() {
+            // A leading random crop reads the 8-bit image itself: only the pixels it covers
+            // are converted, which saves a full pass over large (ImageNet) images.
+            Some(first @ Transform::RandomResizedCrop(t)) => {
+                Self::check_channels(first, cur[0])?;
+                cur = t.apply_u8(image, buf, cur, rng)?;
+                steps.next();
+            }
+            _ => {
+                buf.cur.clear();
+                buf.cur.extend(image.iter().map(|&p| f32::from(p) / 255.0));
+            }
+        }
+        for step in steps {
             Self::check_channels(step, cur[0])?;
             cur = match step {
                 Transform::RandomCrop(t) => t.apply(buf, cur, rng)?,
@@ -321,6 +333,34 @@ mod tests {
 
     fn to_unit(image: &[u8]) -> Vec<f32> {
         image.iter().map(|&p| f32::from(p) / 255.0).collect()
+    }
+
+    #[test]
+    fn a_leading_resized_crop_reads_the_bytes_exactly_as_the_floats() {
+        let shape = [3, 37, 53];
+        let img: Vec<u8> = (0..shape.iter().product::<usize>())
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect();
+        for interpolation in [Interpolation::Bilinear, Interpolation::Random] {
+            let rrc = RandomResizedCrop {
+                interpolation,
+                ..RandomResizedCrop::new(24)
+            };
+            let fast = pipeline(vec![rrc.clone().into()]);
+            for sample in 0..8 {
+                let got = fast
+                    .apply(&img, shape, &mut sample_rng(3, 1, sample))
+                    .unwrap();
+                // The general path: convert the whole image, then crop the floats.
+                let mut buffers = Buffers {
+                    cur: to_unit(&img),
+                    ..Buffers::default()
+                };
+                rrc.apply(&mut buffers, shape, &mut sample_rng(3, 1, sample))
+                    .unwrap();
+                assert_eq!(got, buffers.cur, "sample {sample}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 
 use super::{Buffers, Interpolation, invalid};
 use crate::error::DataError;
-use crate::functional::{self, CropBox, Resample};
+use crate::functional::{self, CropBox, Resample, resized_crop_of};
 use crate::random::uniform;
 
 /// A random crop of random area and aspect ratio, resized to `size` (torchvision
@@ -130,6 +130,28 @@ impl RandomResizedCrop {
         )?;
         buf.swap();
         Ok(out)
+    }
+
+    /// [`Self::apply`] as the first step of a pipeline: reads the `u8` image directly and
+    /// writes `buf.cur`, converting only the pixels the crop covers. Same draws, same output.
+    pub(crate) fn apply_u8(
+        &self,
+        image: &[u8],
+        buf: &mut Buffers,
+        shape: [usize; 3],
+        rng: &mut StdRng,
+    ) -> Result<[usize; 3], DataError> {
+        let bx = self.draw_box(shape, rng);
+        let filter = self.interpolation.pick(rng);
+        resized_crop_of(
+            image,
+            shape,
+            bx,
+            self.size,
+            filter,
+            &mut buf.scratch,
+            &mut buf.cur,
+        )
     }
 }
 
