@@ -23,7 +23,7 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools", "reference"))
-from models import SmallCnn  # noqa: E402  (the kd-models SmallCnn, written in PyTorch)
+from export_models import SmallCnn  # noqa: E402  (the kd-models SmallCnn, written in PyTorch)
 
 
 def small_input(name, in_channels, num_classes):

@@ -28,7 +28,9 @@ pub(crate) const USAGE: &str =
   test  [--no-lint]
         cargo fmt --check, clippy -D warnings, and every test of the workspace
   bench [--config all|fashion|cifar] [--runs N] [--features F] [--backend B] [--python PY]
-        time the KD step in kd and in PyTorch (interleaved runs) and print the ratio
+        [--teacher-cache] [--teacher-precision f32|bf16|f16]
+        time the KD step in kd and in PyTorch (interleaved runs) and print the ratio; the two
+        options change kd's side only
   bench-data [--images N] [--root DIR] [--threads 1,2] [--pipelines standard,sg] [--runs N]
         time the image-folder pipeline (JPEG decode, RandomResizedCrop 224, flip, normalise;
         `sg` adds SuperGradients' RandAugment) in kd and in a PyTorch DataLoader on the same
@@ -164,6 +166,8 @@ fn bench(mut args: Vec<String>) -> Result<()> {
     let backend = take_opt(&mut args, "--backend").unwrap_or_else(|| "flex".into());
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "2".into());
     let python = take_opt(&mut args, "--python").unwrap_or_else(python_for_reference);
+    let teacher_cache = take_flag(&mut args, "--teacher-cache");
+    let teacher_precision = take_opt(&mut args, "--teacher-precision");
     if !args.is_empty() {
         bail!("unexpected arguments {args:?}\n{USAGE}");
     }
@@ -181,7 +185,16 @@ fn bench(mut args: Vec<String>) -> Result<()> {
         vec![config.as_str()]
     };
     println!(
-        "kd bench: {runs} interleaved runs per framework, {threads} threads, backend {backend}"
+        "kd bench: {runs} interleaved runs per framework, {threads} threads, backend {backend}{}{}",
+        if teacher_cache {
+            "; kd reads the teacher's logits from its cache (PyTorch runs the teacher)"
+        } else {
+            ""
+        },
+        teacher_precision
+            .as_deref()
+            .map(|p| format!("; kd's teacher in {p}"))
+            .unwrap_or_default()
     );
     for cfg in configs {
         let mut kd = Vec::new();
@@ -200,6 +213,12 @@ fn bench(mut args: Vec<String>) -> Result<()> {
                     "1",
                     "--json",
                 ]);
+            if teacher_cache {
+                c.arg("--teacher-cache");
+            }
+            if let Some(p) = &teacher_precision {
+                c.args(["--teacher-precision", p]);
+            }
             kd.push(json_line(c)?);
             let mut p = Command::new(&python);
             p.current_dir(root()).args([

@@ -11,7 +11,7 @@ use burn::optim::GradientsParams;
 use burn::optim::SgdConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::prelude::*;
-use kd_core::{Criterion, KdArchParams, KdModel, KdModule, Targets};
+use kd_core::{Criterion, KdArchParams, KdModel, KdModule, Precision, Targets, TeacherCache};
 use kd_losses::KdLogitsLossConfig;
 use kd_recipes::registry;
 use serde_yaml::Mapping;
@@ -78,6 +78,16 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// What the KD step runs with, beyond the configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepOptions {
+    /// The teacher's precision.
+    pub teacher_precision: Precision,
+    /// Serve the teacher's logits from a [`TeacherCache`] (the bench's batch is the same at
+    /// every step, so every timed step reads the cache).
+    pub teacher_cache: bool,
+}
+
 /// Runs `runs` timed repetitions of `steps` KD steps (after `warmup` untimed ones) and returns
 /// images per second for each repetition.
 pub fn run(
@@ -86,6 +96,7 @@ pub fn run(
     warmup: usize,
     steps: usize,
     runs: usize,
+    options: StepOptions,
 ) -> Result<Vec<f64>> {
     if steps == 0 || runs == 0 {
         bail!("--steps and --runs must be at least 1");
@@ -104,7 +115,14 @@ pub fn run(
         "student",
         device,
     )?;
-    let mut model = KdModel::new(student.train(), teacher, KdArchParams::default(), true)?;
+    let mut model = KdModel::new(student.train(), teacher, KdArchParams::default(), true)?
+        .with_teacher_precision(options.teacher_precision)?;
+    if options.teacher_cache {
+        if warmup == 0 {
+            bail!("--teacher-cache needs at least one warm-up step to fill the cache");
+        }
+        model = model.with_teacher_cache(TeacherCache::new(0.0)?)?;
+    }
     let loss = KdLogitsLossConfig::new().init()?;
     let mut optim = SgdConfig::new()
         .with_momentum(Some(
@@ -125,8 +143,9 @@ pub fn run(
         TensorData::new(y, [config.batch]),
         &ad,
     ));
+    let indices = Tensor::<1, Int>::arange(0..config.batch as i64, device);
     let mut step = |model: KdModel<_, _>| -> Result<KdModel<_, _>> {
-        let out = KdModule::forward(&model, x.clone());
+        let out = model.forward_indexed(x.clone(), &indices);
         let l = loss.forward(&out, &targets).loss;
         let grads = GradientsParams::from_grads(l.backward(), &model);
         let model = optim.step(0.01, model, grads);

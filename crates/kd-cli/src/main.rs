@@ -62,6 +62,12 @@ enum Command {
         /// Print one JSON object per configuration instead of a table.
         #[arg(long)]
         json: bool,
+        /// The teacher's precision: f32, bf16 or f16.
+        #[arg(long, default_value = "f32")]
+        teacher_precision: String,
+        /// Read the teacher's logits from a teacher cache (filled by the warm-up steps).
+        #[arg(long)]
+        teacher_cache: bool,
     },
     /// Times the image-folder training pipeline (JPEG decode and augmentation into host
     /// batches of 64): the rate per run, their median, and the rate per worker thread.
@@ -164,8 +170,21 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             runs,
             json,
+            teacher_precision,
+            teacher_cache,
         } => {
             let device = make_device(&backend, None)?;
+            let options = bench::StepOptions {
+                teacher_precision: kd_core::Precision::parse(&teacher_precision).with_context(
+                    || {
+                        format!(
+                            "unknown precision `{teacher_precision}`; known: {}",
+                            kd_core::Precision::NAMES.join(", ")
+                        )
+                    },
+                )?,
+                teacher_cache,
+            };
             let chosen: Vec<&bench::BenchConfig> = bench::CONFIGS
                 .iter()
                 .filter(|c| config == "all" && c.name != "tiny" || c.name == config)
@@ -181,7 +200,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             for c in chosen {
-                let mut rates = bench::run(c, &device, warmup, steps, runs)?;
+                let mut rates = bench::run(c, &device, warmup, steps, runs, options)?;
                 rates.sort_by(f64::total_cmp);
                 let median = rates[rates.len() / 2];
                 let rss = bench::peak_rss_mib();
@@ -193,6 +212,8 @@ fn run(cli: Cli) -> Result<()> {
                             "backend": backend,
                             "config": c.name,
                             "batch": c.batch,
+                            "teacher_precision": teacher_precision,
+                            "teacher_cache": teacher_cache,
                             "img_per_s": rates,
                             "median_img_per_s": median,
                             "peak_rss_mib": rss,

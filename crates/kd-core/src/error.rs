@@ -57,4 +57,17 @@ pub enum KdError {
         /// The device, as Burn prints it.
         device: String,
     },
+    /// A teacher cache's verification rate is not a fraction.
+    #[error(
+        "teacher cache verify fraction {value} is not between 0 and 1: give a fraction such as 0.05"
+    )]
+    CacheVerifyFraction {
+        /// Offending value.
+        value: f64,
+    },
+    /// A teacher cache was asked for a teacher that runs in training mode.
+    #[error(
+        "the teacher cache needs a deterministic teacher: set `run_teacher_on_eval: true` or turn the cache off"
+    )]
+    CacheNeedsEvalTeacher,
 }

@@ -1,9 +1,14 @@
 use burn::module::Module;
 use burn::prelude::*;
 
+use std::sync::Arc;
+
 use burn::tensor::FloatDType;
 
-use crate::{Feature, ImageClassifier, InputAdapter, KdError, KdOutput, Precision, cast_module};
+use crate::teacher_cache::Plan;
+use crate::{
+    Feature, ImageClassifier, InputAdapter, KdError, KdOutput, Precision, TeacherCache, cast_module,
+};
 
 /// A module that runs a student and a frozen teacher on the same batch.
 ///
@@ -23,6 +28,17 @@ pub trait KdModule: Module {
 
     /// Runs both networks on `x`.
     fn forward(&self, x: Tensor<4>) -> KdOutput<Self::StudentOutput, Self::TeacherOutput>;
+
+    /// Runs both networks on a training batch whose dataset indices are `indices` (`[batch]`).
+    /// The default ignores them; [`KdModel`] reads its teacher cache with them.
+    fn forward_indexed(
+        &self,
+        x: Tensor<4>,
+        indices: &Tensor<1, Int>,
+    ) -> KdOutput<Self::StudentOutput, Self::TeacherOutput> {
+        let _ = indices;
+        self.forward(x)
+    }
 
     /// The logits of a student output, on which metrics are computed.
     fn student_logits(output: &Self::StudentOutput) -> Tensor<2>;
@@ -71,6 +87,10 @@ pub struct KdModel<S, T> {
     /// The teacher's precision when it is not the student's (see [`Self::with_teacher_precision`]).
     #[module(skip)]
     pub teacher_dtype: Option<FloatDType>,
+    /// The teacher's logits per training sample (see [`Self::with_teacher_cache`]); clones
+    /// share it.
+    #[module(skip)]
+    pub teacher_cache: Option<Arc<TeacherCache>>,
 }
 
 impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
@@ -105,6 +125,7 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
             student_input_adapter: arch_params.student_input_adapter.map(|a| a.no_grad()),
             run_teacher_on_eval,
             teacher_dtype: None,
+            teacher_cache: None,
         })
     }
 
@@ -128,6 +149,28 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
         Ok(self)
     }
 
+    /// Serves the teacher's logits on training batches from `cache` once every sample of the
+    /// batch has been seen ([`KdModule::forward_indexed`]). Exact only when each sample's image
+    /// is the same on every visit; the trainer checks the data. Fails for a teacher in
+    /// training mode, whose output is not a function of its input.
+    pub fn with_teacher_cache(mut self, cache: TeacherCache) -> Result<Self, KdError> {
+        if !self.run_teacher_on_eval {
+            return Err(KdError::CacheNeedsEvalTeacher);
+        }
+        self.teacher_cache = Some(Arc::new(cache));
+        Ok(self)
+    }
+
+    /// The teacher cache, when one is on.
+    pub fn teacher_cache(&self) -> Option<&TeacherCache> {
+        self.teacher_cache.as_deref()
+    }
+
+    /// The teacher's logits on `x`, in `dtype`, detached.
+    fn teacher_logits(&self, teacher_x: Tensor<4>, dtype: burn::tensor::DType) -> Tensor<2> {
+        self.teacher.forward(teacher_x).detach().cast(dtype)
+    }
+
     /// The teacher's precision.
     pub fn teacher_precision(&self) -> Precision {
         match self.teacher_dtype {
@@ -146,10 +189,54 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
     fn forward(&self, x: Tensor<4>) -> KdOutput<Tensor<2>> {
         let dtype = x.dtype();
         let (student_x, teacher_x) = self.inputs(x);
-        let teacher_output = self.teacher.forward(teacher_x).detach().cast(dtype);
+        let teacher_output = self.teacher_logits(teacher_x, dtype);
         let student_output = self.student.forward(student_x);
         KdOutput {
             student_output,
+            teacher_output,
+        }
+    }
+
+    fn forward_indexed(&self, x: Tensor<4>, indices: &Tensor<1, Int>) -> KdOutput<Tensor<2>> {
+        let Some(cache) = &self.teacher_cache else {
+            return self.forward(x);
+        };
+        let ids: Vec<usize> = indices
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .iter::<i64>()
+            .map(|i| i as usize)
+            .collect();
+        let dtype = x.dtype();
+        let device = x.device().without_autodiff();
+        let classes = self.teacher.num_classes();
+        let (student_x, teacher_x) = self.inputs(x);
+        let rows = |t: &Tensor<2>| -> Vec<f32> {
+            t.clone()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default()
+        };
+        let teacher_output = match cache.plan(&ids) {
+            Plan::Cached(cached) => {
+                Tensor::<2>::from_data(TensorData::new(cached, [ids.len(), classes]), &device)
+                    .cast(dtype)
+            }
+            Plan::Verify(cached) => {
+                let fresh = self.teacher_logits(teacher_x, dtype);
+                cache.verified(&cached, &rows(&fresh));
+                fresh
+            }
+            Plan::Compute => {
+                let fresh = self.teacher_logits(teacher_x, dtype);
+                cache.store(&ids, &rows(&fresh), classes);
+                fresh
+            }
+        };
+        KdOutput {
+            student_output: self.student.forward(student_x),
             teacher_output,
         }
     }

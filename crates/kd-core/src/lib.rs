@@ -7,6 +7,8 @@
 //! - [`NormalizationAdapter`]: SuperGradients' adapter that re-normalises a batch for the teacher.
 //! - [`ImageClassifier`]: what a student or teacher network offers, named feature taps included.
 //! - [`Precision`] and [`cast_module`]: a bf16 or f16 teacher ([`KdModel::with_teacher_precision`]).
+//! - [`TeacherCache`]: the teacher's logits per training sample, computed once when inputs are
+//!   deterministic ([`KdModel::with_teacher_cache`]).
 //! - [`Criterion`] and [`Targets`]: the contract between losses and the training loop.
 //!
 //! This crate does no IO.
@@ -40,6 +42,7 @@ mod kd_model;
 mod output;
 mod precision;
 mod suggest;
+mod teacher_cache;
 
 pub use adapter::{InputAdapter, NormalizationAdapter, NormalizationAdapterConfig};
 pub use classifier::{Feature, ImageClassifier, check_taps};
@@ -49,3 +52,4 @@ pub use kd_model::{KdArchParams, KdModel, KdModule};
 pub use output::KdOutput;
 pub use precision::{Precision, cast_module};
 pub use suggest::{did_you_mean, levenshtein};
+pub use teacher_cache::{TeacherCache, TeacherCacheStats};

@@ -156,6 +156,19 @@ impl DataLoader {
         self.mixup.as_deref()
     }
 
+    /// Why a sample's image can differ from one epoch to the next (a random transform, or
+    /// batch mixing), or `None` when every visit of a sample yields the same image, so that a
+    /// frozen network's output on it can be computed once and reused.
+    pub fn varies_between_epochs(&self) -> Option<String> {
+        if let Some(t) = self.transforms.first_random() {
+            return Some(format!("the transform `{}` draws at random", t.name()));
+        }
+        if self.mixup.is_some() {
+            return Some("batches are mixed (CollateMixup)".into());
+        }
+        None
+    }
+
     /// Number of samples in the dataset, which sizes per-sample memory banks such as CRD's; an
     /// epoch visits [`DataLoader::epoch_len`] of them.
     pub fn len(&self) -> usize {

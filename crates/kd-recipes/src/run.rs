@@ -195,6 +195,8 @@ pub fn training_params(
     params.save_ckpt_epoch_list = th.save_ckpt_epoch_list.clone();
     params.ckpt_every_n_steps = th.ckpt_every_n_steps;
     params.mixed_precision = th.mixed_precision;
+    params.teacher_cache = th.teacher_cache;
+    params.teacher_cache_verify = th.teacher_cache_verify;
     params.teacher_precision = th
         .teacher_precision
         .as_deref()
@@ -542,6 +544,23 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     }
     check_loss_name(th, "training_hyperparams", kd)?;
     let (train, valid) = build_loaders(recipe)?;
+    if kd && th.teacher_cache {
+        if is_distillation_loss(&th.loss) {
+            return Err(RecipeError::invalid(
+                "training_hyperparams.teacher_cache",
+                "the teacher cache holds logits only, and a DistillationLoss may read the teacher's feature taps: use it with KdLogitsLoss, or set it to false",
+            ));
+        }
+        if !recipe.run_teacher_on_eval {
+            return Err(RecipeError::invalid(
+                "training_hyperparams.teacher_cache",
+                "the teacher cache needs a deterministic teacher: set `run_teacher_on_eval: true` or turn the cache off",
+            ));
+        }
+        params
+            .teacher_cache_for(&train)
+            .map_err(|e| train_param_error(e, "training_hyperparams"))?;
+    }
     let student = build_network(
         &recipe.student_architecture,
         &recipe.student_arch_params,
@@ -822,6 +841,13 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 &train,
                 &valid,
             )?;
+            if let Some(cache) = out.model.teacher_cache() {
+                let s = cache.stats();
+                eprintln!(
+                    "teacher cache: {} samples read from the cache, {} computed; {} cached batches recomputed, largest difference {:e}",
+                    s.hits, s.misses, s.verified_batches, s.max_drift
+                );
+            }
             (best_row(&out), out.best_checkpoint())
         }
     };

@@ -255,6 +255,13 @@ pub struct TrainingHyperparams {
     /// `mixed_precision`).
     #[serde(default)]
     pub teacher_precision: Option<String>,
+    /// kd extension: compute the teacher's logits once per training sample and reuse them
+    /// (needs deterministic training transforms, no mixing, and `KdLogitsLoss`).
+    #[serde(default)]
+    pub teacher_cache: bool,
+    /// kd extension: the fraction of cached batches the teacher recomputes to check the cache.
+    #[serde(default)]
+    pub teacher_cache_verify: f64,
 }
 
 fn one() -> usize {

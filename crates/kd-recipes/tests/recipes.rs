@@ -310,3 +310,33 @@ fn class_and_channel_mismatches_are_caught_before_training() {
         .to_string();
     assert!(err.contains("in_channels: 1"), "{err}");
 }
+
+#[test]
+fn teacher_cache_is_refused_where_it_cannot_be_exact() {
+    if !fashion_mnist_present() {
+        eprintln!("skipped: Fashion-MNIST is not installed");
+        return;
+    }
+    let device = Device::flex();
+    let check = |overrides: &[&str]| {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let recipe = parse_recipe(BASE, "t.yaml", &overrides).unwrap();
+        check_recipe(&recipe, &device).unwrap_err().to_string()
+    };
+    let err = check(&[
+        "training_hyperparams.teacher_cache=true",
+        "dataset_params.train_dataset_params.transforms=[{RandomCrop: {size: 28, padding: 2}}]",
+    ]);
+    assert!(
+        err.contains("training_hyperparams.teacher_cache") && err.contains("RandomCrop"),
+        "{err}"
+    );
+    let err = check(&[
+        "training_hyperparams.teacher_cache=true",
+        "run_teacher_on_eval=false",
+    ]);
+    assert!(err.contains("run_teacher_on_eval: true"), "{err}");
+    // Deterministic data passes the cache check and stops at the missing teacher weights.
+    let err = check(&["training_hyperparams.teacher_cache=true"]);
+    assert!(err.contains("/nonexistent/ckpt_best.bpk"), "{err}");
+}

@@ -35,8 +35,13 @@ impl<K: KdModule> TrainModule for K {
     type Output = KdOutput<K::StudentOutput, K::TeacherOutput>;
     type Student = K::Student;
 
-    fn forward_train(&self, x: Tensor<4>, _ctx: &StepContext) -> Self::Output {
-        KdModule::forward(self, x)
+    fn forward_train(&self, x: Tensor<4>, ctx: &StepContext) -> Self::Output {
+        // Indices name training samples only: validation samples come from another split.
+        if ctx.training {
+            KdModule::forward_indexed(self, x, &ctx.indices)
+        } else {
+            KdModule::forward(self, x)
+        }
     }
 
     fn metric_logits(output: &Self::Output) -> Tensor<2> {

@@ -65,6 +65,13 @@ pub struct TrainingParams {
     /// `teacher_precision` (kd extension): the teacher's precision, overriding the choice
     /// `mixed_precision` makes (default: f32, or what `mixed_precision` picks).
     pub teacher_precision: Option<Precision>,
+    /// `teacher_cache` (kd extension): compute the teacher's logits once per training sample
+    /// and reuse them ([`kd_core::TeacherCache`]); needs training inputs that are the same on
+    /// every visit and a teacher in eval mode (default false).
+    pub teacher_cache: bool,
+    /// `teacher_cache_verify` (kd extension): the fraction of fully cached batches the teacher
+    /// recomputes to check the cache (default 0).
+    pub teacher_cache_verify: f64,
     /// `train_metrics_list`: metrics on training batches (names from [`METRIC_NAMES`]).
     pub train_metrics_list: Vec<String>,
     /// `valid_metrics_list`: metrics on validation batches (names from [`METRIC_NAMES`]).
@@ -98,6 +105,8 @@ impl TrainingParams {
             ckpt_every_n_steps: None,
             mixed_precision: false,
             teacher_precision: None,
+            teacher_cache: false,
+            teacher_cache_verify: 0.0,
             train_metrics_list: Vec::new(),
             valid_metrics_list: Vec::new(),
         }
@@ -124,6 +133,27 @@ impl TrainingParams {
                     format!("this backend ({device:?}) computes in neither bf16 nor f16: set mixed_precision to false"),
                 )
             })
+    }
+
+    /// The teacher cache these parameters ask for, checked against the training data.
+    pub fn teacher_cache_for(
+        &self,
+        train: &kd_data::DataLoader,
+    ) -> Result<Option<kd_core::TeacherCache>, TrainError> {
+        if !self.teacher_cache {
+            return Ok(None);
+        }
+        if let Some(why) = train.varies_between_epochs() {
+            return Err(TrainError::param(
+                "teacher_cache",
+                format!(
+                    "{why}, so the teacher's outputs change from epoch to epoch and cannot be cached: make the training transforms deterministic, or set teacher_cache to false"
+                ),
+            ));
+        }
+        kd_core::TeacherCache::new(self.teacher_cache_verify)
+            .map(Some)
+            .map_err(|e| TrainError::param("teacher_cache_verify", e.to_string()))
     }
 
     /// Checks every value against the run, naming the offending key.

@@ -104,8 +104,13 @@ impl KdTrainer {
         T: ImageClassifier,
         L: Criterion<KdOutput<Tensor<2>>>,
     {
-        let model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
+        let mut model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
             .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
+        if let Some(cache) = params.teacher_cache_for(train)? {
+            model = model
+                .with_teacher_cache(cache)
+                .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
+        }
         self.fit_module(model, params, criterion, train, valid)
     }
 
@@ -128,6 +133,12 @@ impl KdTrainer {
         S: ImageClassifier,
         T: ImageClassifier,
     {
+        if params.teacher_cache {
+            return Err(TrainError::param(
+                "teacher_cache",
+                "the teacher cache holds logits only, and a DistillationLoss may read the teacher's feature taps: use it with KdLogitsLoss, or set it to false",
+            ));
+        }
         let kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
             .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
         let criterion = ComputedLoss::new("DistillationLoss", &loss);
@@ -164,6 +175,12 @@ impl KdTrainer {
         K: KdModule,
         L: Criterion<KdOutput<K::StudentOutput, K::TeacherOutput>>,
     {
+        if params.teacher_cache {
+            return Err(TrainError::param(
+                "teacher_cache",
+                "a ready KD module brings its own teacher: give a `KdModel` its cache with `KdModel::with_teacher_cache` and leave this unset",
+            ));
+        }
         if params.mixed_precision || params.teacher_precision.is_some() {
             let key = if params.teacher_precision.is_some() {
                 "teacher_precision"

@@ -67,6 +67,41 @@ pub enum Transform {
     Normalize(Normalize),
 }
 
+impl Transform {
+    /// The transform's name, as recipes write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::RandomCrop(_) => "RandomCrop",
+            Transform::CenterCrop(_) => "CenterCrop",
+            Transform::RandomResizedCrop(_) => "RandomResizedCrop",
+            Transform::Resize(_) => "Resize",
+            Transform::RandomHorizontalFlip(_) => "RandomHorizontalFlip",
+            Transform::ColorJitter(_) => "ColorJitter",
+            Transform::RandAugment(_) => "RandAugment",
+            Transform::RandomErasing(_) => "RandomErasing",
+            Transform::Normalize(_) => "Normalize",
+        }
+    }
+
+    /// Whether the output may depend on the random draws (the seed, epoch and sample), not
+    /// only on the image. Settings that never draw (a flip with `p` 0 or 1, no jitter, no
+    /// erasing) count as deterministic.
+    pub fn is_random(&self) -> bool {
+        match self {
+            Transform::RandomCrop(_)
+            | Transform::RandomResizedCrop(_)
+            | Transform::RandAugment(_) => true,
+            Transform::Resize(t) => t.interpolation == Interpolation::Random,
+            Transform::RandomHorizontalFlip(t) => t.p > 0.0 && t.p < 1.0,
+            Transform::ColorJitter(t) => {
+                t.brightness != 0.0 || t.contrast != 0.0 || t.saturation != 0.0 || t.hue != 0.0
+            }
+            Transform::RandomErasing(t) => t.p > 0.0,
+            Transform::CenterCrop(_) | Transform::Normalize(_) => false,
+        }
+    }
+}
+
 macro_rules! from_transform {
     ($($t:ident),*) => {$(
         impl From<$t> for Transform {
@@ -157,7 +192,12 @@ impl Transforms {
         Self::default()
     }
 
-    /// The transforms, in order.
+    /// The first step whose output depends on random draws ([`Transform::is_random`]), if any.
+    pub fn first_random(&self) -> Option<&Transform> {
+        self.steps.iter().find(|t| t.is_random())
+    }
+
+    /// The steps, in order.
     pub fn steps(&self) -> &[Transform] {
         &self.steps
     }
