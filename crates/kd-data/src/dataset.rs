@@ -3,7 +3,7 @@
 use crate::error::DataError;
 
 /// One dataset sample: a `u8` image in `C×H×W` order, its shape and its class index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sample {
     /// Pixels in channel-major (`C×H×W`) order.
     pub image: Vec<u8>,
@@ -11,6 +11,21 @@ pub struct Sample {
     pub shape: [usize; 3],
     /// Class index in `0..num_classes`.
     pub label: usize,
+}
+
+/// Reusable memory for [`ImageDataset::read_into`]: a file's bytes and its decoded pixels.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBuffers {
+    pub(crate) file: Vec<u8>,
+    pub(crate) pixels: Vec<u8>,
+}
+
+/// Copies `pixels` into `sample`, reusing its buffer.
+pub(crate) fn fill_sample(sample: &mut Sample, pixels: &[u8], shape: [usize; 3], label: usize) {
+    sample.image.clear();
+    sample.image.extend_from_slice(pixels);
+    sample.shape = shape;
+    sample.label = label;
 }
 
 /// A random-access image-classification dataset.
@@ -30,6 +45,19 @@ pub trait ImageDataset: Send + Sync {
     fn class_names(&self) -> Vec<String>;
     /// The sample at `index`, or [`DataError::IndexOutOfRange`] past the end.
     fn get(&self, index: usize) -> Result<Sample, DataError>;
+    /// [`ImageDataset::get`] into `sample`, reusing its pixel buffer and `buffers`: the loader's
+    /// hot path, which then allocates nothing per sample once the buffers have grown to the
+    /// largest image. The default calls `get`.
+    fn read_into(
+        &self,
+        index: usize,
+        sample: &mut Sample,
+        buffers: &mut ReadBuffers,
+    ) -> Result<(), DataError> {
+        let _ = buffers;
+        *sample = self.get(index)?;
+        Ok(())
+    }
     /// Whether the dataset holds no sample.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -125,6 +153,21 @@ impl ImageDataset for InMemoryDataset {
             shape: self.shape,
             label,
         })
+    }
+
+    fn read_into(
+        &self,
+        index: usize,
+        sample: &mut Sample,
+        _: &mut ReadBuffers,
+    ) -> Result<(), DataError> {
+        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.labels.len(),
+        })?;
+        let n = self.shape.iter().product::<usize>();
+        fill_sample(sample, &self.images[index * n..][..n], self.shape, label);
+        Ok(())
     }
 }
 

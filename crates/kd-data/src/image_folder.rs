@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::dataset::{ImageDataset, Sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample};
 use crate::error::DataError;
 use crate::idx_dataset::Split;
 use crate::locate::{IMAGENET, locate};
@@ -83,20 +83,57 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
 
 /// Decodes an image file into `C×H×W` RGB bytes.
 pub(crate) fn decode_rgb(path: &Path) -> Result<(Vec<u8>, [usize; 3]), DataError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
-    let decoded = image::load_from_memory(&bytes).map_err(|source| DataError::Decode {
+    let mut chw = Vec::new();
+    let shape = decode_rgb_into(path, &mut ReadBuffers::default(), &mut chw)?;
+    Ok((chw, shape))
+}
+
+/// Decodes an image file into `chw` (`C×H×W` RGB bytes), reusing `buffers` for the file and
+/// the decoded pixels: 8-bit RGB images (JPEG photographs, RGB PNGs) allocate nothing once the
+/// buffers have grown; other colour types go through the `image` crate's conversion.
+pub(crate) fn decode_rgb_into(
+    path: &Path,
+    buffers: &mut ReadBuffers,
+    chw: &mut Vec<u8>,
+) -> Result<[usize; 3], DataError> {
+    use std::io::Read;
+
+    use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
+
+    let decode_error = |source| DataError::Decode {
         path: path.to_path_buf(),
         source,
-    })?;
-    let rgb = decoded.into_rgb8();
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    let hwc = rgb.into_raw();
+    };
+    buffers.file.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buffers.file))
+        .map_err(io_error(path))?;
+    let decoder = ImageReader::new(std::io::Cursor::new(&buffers.file[..]))
+        .with_guessed_format()
+        .map_err(io_error(path))?
+        .into_decoder()
+        .map_err(decode_error)?;
+    let (w, h) = decoder.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    if decoder.color_type() == ColorType::Rgb8 {
+        buffers.pixels.resize(3 * w * h, 0);
+        decoder
+            .read_image(&mut buffers.pixels)
+            .map_err(decode_error)?;
+    } else {
+        let rgb = DynamicImage::from_decoder(decoder)
+            .map_err(decode_error)?
+            .into_rgb8();
+        buffers.pixels.clear();
+        buffers.pixels.extend_from_slice(rgb.as_raw());
+    }
     let plane = h * w;
-    let mut chw = vec![0u8; 3 * plane];
+    chw.resize(3 * plane, 0);
     let (r, rest) = chw.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
     // Zipped iterators carry no bounds checks, so this loop vectorises.
-    for (px, (r, (g, b))) in hwc
+    for (px, (r, (g, b))) in buffers
+        .pixels
         .chunks_exact(3)
         .zip(r.iter_mut().zip(g.iter_mut().zip(b.iter_mut())))
     {
@@ -104,7 +141,7 @@ pub(crate) fn decode_rgb(path: &Path) -> Result<(Vec<u8>, [usize; 3]), DataError
         *g = px[1];
         *b = px[2];
     }
-    Ok((chw, [3, h, w]))
+    Ok([3, h, w])
 }
 
 impl ImageFolder {
@@ -229,6 +266,21 @@ impl ImageDataset for ImageFolder {
             shape,
             label: self.labels[index] as usize,
         })
+    }
+
+    fn read_into(
+        &self,
+        index: usize,
+        sample: &mut Sample,
+        buffers: &mut ReadBuffers,
+    ) -> Result<(), DataError> {
+        let path = self.files.get(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.files.len(),
+        })?;
+        sample.shape = decode_rgb_into(path, buffers, &mut sample.image)?;
+        sample.label = self.labels[index] as usize;
+        Ok(())
     }
 
     fn sizes_vary(&self) -> bool {

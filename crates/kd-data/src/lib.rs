@@ -80,7 +80,7 @@ pub use cifar::{
     CIFAR_SHAPE, CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CifarDataset,
     LabelType,
 };
-pub use dataset::{ImageDataset, InMemoryDataset, Sample};
+pub use dataset::{ImageDataset, InMemoryDataset, ReadBuffers, Sample};
 pub use error::DataError;
 pub use idx_dataset::{FASHION_MNIST_CLASSES, IdxDataset, Split};
 pub use image_folder::{IMAGE_EXTENSIONS, ImageFolder};

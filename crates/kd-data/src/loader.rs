@@ -18,7 +18,7 @@ use burn::prelude::*;
 use kd_core::Targets;
 use rayon::prelude::*;
 
-use crate::dataset::ImageDataset;
+use crate::dataset::{ImageDataset, ReadBuffers, Sample};
 use crate::error::DataError;
 use crate::mixup::Mixup;
 use crate::sampler::{EpochItem, Sampler};
@@ -27,6 +27,21 @@ use crate::transforms::{Transforms, Workspace};
 
 /// Number of finished batches the producer may queue ahead of the consumer.
 pub const PREFETCH: usize = 2;
+
+/// What one worker thread reuses from sample to sample: the transforms' buffers, the sample
+/// read from the dataset, and the file and decoding buffers.
+#[derive(Default)]
+struct WorkerScratch {
+    workspace: Workspace,
+    sample: Sample,
+    read: ReadBuffers,
+}
+
+thread_local! {
+    /// Each worker thread's scratch, so reading and transforming a sample allocates nothing
+    /// once its buffers have grown to the largest image.
+    static SCRATCH: std::cell::RefCell<WorkerScratch> = std::cell::RefCell::default();
+}
 
 /// How a [`DataLoader`] batches, orders and parallelises an epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,24 +348,22 @@ impl Job {
         let sample_len = self.output_shape.iter().product::<usize>();
         let mut images = vec![0.0f32; items.len() * sample_len];
         let mut labels = vec![0i64; items.len()];
+        let fill = |((out, label), &item): ((&mut [f32], &mut i64), &EpochItem)| {
+            SCRATCH.with_borrow_mut(|scratch| self.fill(item, scratch, out, label))
+        };
         match &self.pool {
             Some(pool) => pool.install(|| {
                 images
                     .par_chunks_mut(sample_len)
                     .zip(labels.par_iter_mut())
                     .zip(items.par_iter())
-                    .try_for_each_init(Workspace::default, |ws, ((out, label), &item)| {
-                        self.fill(item, ws, out, label)
-                    })
+                    .try_for_each(fill)
             })?,
-            None => {
-                let mut ws = Workspace::default();
-                for ((out, label), &item) in
-                    images.chunks_mut(sample_len).zip(&mut labels).zip(items)
-                {
-                    self.fill(item, &mut ws, out, label)?;
-                }
-            }
+            None => images
+                .chunks_mut(sample_len)
+                .zip(&mut labels)
+                .zip(items)
+                .try_for_each(fill)?,
         }
         let soft = match &self.mixup {
             Some(mixup) => {
@@ -378,10 +391,15 @@ impl Job {
     fn fill(
         &self,
         item: EpochItem,
-        ws: &mut Workspace,
+        scratch: &mut WorkerScratch,
         out: &mut [f32],
         label: &mut i64,
     ) -> Result<(), DataError> {
+        let WorkerScratch {
+            workspace: ws,
+            sample,
+            read,
+        } = scratch;
         let index = item.index;
         let named = |source: DataError| match source {
             DataError::VariableSize { .. } | DataError::Sample { .. } => source,
@@ -390,7 +408,7 @@ impl Job {
                 source: Box::new(source),
             },
         };
-        let sample = self.dataset.get(index).map_err(named)?;
+        self.dataset.read_into(index, sample, read).map_err(named)?;
         let num_classes = self.dataset.num_classes();
         if sample.label >= num_classes {
             return Err(DataError::LabelOutOfRange {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::dataset::{ImageDataset, Sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample};
 use crate::error::DataError;
 use crate::seed::{SUBSET_STREAM, mix_seed};
 
@@ -71,6 +71,19 @@ impl ImageDataset for Subset {
             len: self.indices.len(),
         })?;
         self.dataset.get(inner)
+    }
+
+    fn read_into(
+        &self,
+        index: usize,
+        sample: &mut Sample,
+        buffers: &mut ReadBuffers,
+    ) -> Result<(), DataError> {
+        let inner = *self.indices.get(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.indices.len(),
+        })?;
+        self.dataset.read_into(inner, sample, buffers)
     }
 
     fn sizes_vary(&self) -> bool {

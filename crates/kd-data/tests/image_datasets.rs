@@ -195,6 +195,36 @@ fn image_tree(tag: &str) -> TempDir {
 }
 
 #[test]
+fn reading_into_reused_buffers_equals_getting() {
+    let dir = image_tree("read-into");
+    // Colour types that take the conversion path: grey and RGBA PNGs.
+    let grey = image::GrayImage::from_fn(9, 7, |x, y| image::Luma([(x * 20 + y) as u8]));
+    grey.save_with_format(dir.0.join("n02/f.png"), ImageFormat::Png)
+        .unwrap();
+    let rgba = image::RgbaImage::from_fn(6, 11, |x, y| image::Rgba([x as u8, y as u8, 7, 100]));
+    rgba.save_with_format(dir.0.join("n02/g.png"), ImageFormat::Png)
+        .unwrap();
+    let folder = ImageFolder::new(&dir.0).unwrap();
+    let memory =
+        kd_data::InMemoryDataset::new((0..48).collect(), vec![0, 1, 2], [1, 4, 4], 3).unwrap();
+    let datasets: [&dyn ImageDataset; 2] = [&folder, &memory];
+    for ds in datasets {
+        // One sample and one set of buffers for every read, across sizes and colour types.
+        let mut sample = kd_data::Sample::default();
+        let mut buffers = kd_data::ReadBuffers::default();
+        for i in (0..ds.len()).rev().chain(0..ds.len()) {
+            ds.read_into(i, &mut sample, &mut buffers).unwrap();
+            assert_eq!(sample, ds.get(i).unwrap(), "sample {i}");
+        }
+        let err = ds.read_into(ds.len(), &mut sample, &mut buffers);
+        assert!(
+            matches!(err, Err(DataError::IndexOutOfRange { .. })),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
 fn image_folder_batches_variable_sizes_through_fixed_size_transforms() {
     let dir = image_tree("folder-train");
     let ds = Arc::new(ImageFolder::new(&dir.0).unwrap());
