@@ -3,6 +3,8 @@
 One step: the teacher's forward pass under no_grad in eval mode, the student's forward and
 backward passes, SuperGradients' KDLogitsLoss (0.5 * CE + 0.5 * KL(teacher || student),
 batchmean), and an SGD step (momentum 0.9). Same models, batch and input as `kd bench`.
+`--part student` times the student's step alone (cross-entropy), `--part teacher` the
+teacher's forward pass alone.
 
     python bench/pytorch_kd_step.py --config fashion --threads 2 --runs 5
 
@@ -58,7 +60,7 @@ def kd_logits_loss(student, teacher, target, coeff=0.5):
     return (1 - coeff) * task + coeff * distill
 
 
-def run(name, warmup, steps, runs):
+def run(name, warmup, steps, runs, part="kd"):
     cfg = CONFIGS[name]
     torch.manual_seed(0)
     teacher = cfg["teacher"]().eval()
@@ -69,7 +71,7 @@ def run(name, warmup, steps, runs):
     x = torch.randn(cfg["batch"], *cfg["input"])
     y = torch.arange(cfg["batch"]) % cfg["classes"]
 
-    def step():
+    def kd_step():
         with torch.no_grad():
             t = teacher(x)
         loss = kd_logits_loss(student(x), t, y)
@@ -77,6 +79,19 @@ def run(name, warmup, steps, runs):
         loss.backward()
         optim.step()
         return loss.item()
+
+    def student_step():
+        loss = F.cross_entropy(student(x), y)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        return loss.item()
+
+    def teacher_step():
+        with torch.no_grad():
+            return teacher(x).sum().item()
+
+    step = {"kd": kd_step, "student": student_step, "teacher": teacher_step}[part]
 
     for _ in range(warmup):
         step()
@@ -96,15 +111,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--part", default="kd", choices=["kd", "student", "teacher"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names = list(CONFIGS) if args.config == "all" else [args.config]
     for name in names:
-        rates = run(name, args.warmup, args.steps, args.runs)
+        rates = run(name, args.warmup, args.steps, args.runs, args.part)
         median = sorted(rates)[len(rates) // 2]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         print(json.dumps(dict(framework="pytorch", backend=f"torch {torch.__version__} cpu",
-                              config=name, batch=CONFIGS[name]["batch"], img_per_s=rates,
+                              config=name, part=args.part, batch=CONFIGS[name]["batch"], img_per_s=rates,
                               median_img_per_s=median, peak_rss_mib=peak)))
 
 

@@ -28,9 +28,9 @@ pub(crate) const USAGE: &str =
   test  [--no-lint]
         cargo fmt --check, clippy -D warnings, and every test of the workspace
   bench [--config all|fashion|cifar] [--runs N] [--features F] [--backend B] [--python PY]
-        [--teacher-cache] [--teacher-precision f32|bf16|f16]
-        time the KD step in kd and in PyTorch (interleaved runs) and print the ratio; the two
-        options change kd's side only
+        [--part kd|student|teacher] [--teacher-cache] [--teacher-precision f32|bf16|f16]
+        time the KD step (or the student's step, or the teacher's forward pass) in kd and in
+        PyTorch (interleaved runs) and print the ratio; the last two options change kd's side
   bench-data [--images N] [--root DIR] [--threads 1,2] [--pipelines standard,sg] [--runs N]
         time the image-folder pipeline (JPEG decode, RandomResizedCrop 224, flip, normalise;
         `sg` adds SuperGradients' RandAugment) in kd and in a PyTorch DataLoader on the same
@@ -168,6 +168,7 @@ fn bench(mut args: Vec<String>) -> Result<()> {
     let python = take_opt(&mut args, "--python").unwrap_or_else(python_for_reference);
     let teacher_cache = take_flag(&mut args, "--teacher-cache");
     let teacher_precision = take_opt(&mut args, "--teacher-precision");
+    let part = take_opt(&mut args, "--part").unwrap_or_else(|| "kd".into());
     if !args.is_empty() {
         bail!("unexpected arguments {args:?}\n{USAGE}");
     }
@@ -185,7 +186,7 @@ fn bench(mut args: Vec<String>) -> Result<()> {
         vec![config.as_str()]
     };
     println!(
-        "kd bench: {runs} interleaved runs per framework, {threads} threads, backend {backend}{}{}",
+        "kd bench ({part} step): {runs} interleaved runs per framework, {threads} threads, backend {backend}{}{}",
         if teacher_cache {
             "; kd reads the teacher's logits from its cache (PyTorch runs the teacher)"
         } else {
@@ -212,6 +213,8 @@ fn bench(mut args: Vec<String>) -> Result<()> {
                     "--runs",
                     "1",
                     "--json",
+                    "--part",
+                    &part,
                 ]);
             if teacher_cache {
                 c.arg("--teacher-cache");
@@ -229,6 +232,8 @@ fn bench(mut args: Vec<String>) -> Result<()> {
                 "1",
                 "--threads",
                 &threads,
+                "--part",
+                &part,
             ]);
             pt.push(json_line(p)?);
         }

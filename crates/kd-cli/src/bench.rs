@@ -11,7 +11,9 @@ use burn::optim::GradientsParams;
 use burn::optim::SgdConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::prelude::*;
-use kd_core::{Criterion, KdArchParams, KdModel, KdModule, Precision, Targets, TeacherCache};
+use kd_core::{
+    Criterion, ImageClassifier, KdArchParams, KdModel, KdModule, Precision, Targets, TeacherCache,
+};
 use kd_losses::KdLogitsLossConfig;
 use kd_recipes::registry;
 use serde_yaml::Mapping;
@@ -78,9 +80,38 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Which part of the KD step is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// The whole KD step (the default).
+    #[default]
+    Kd,
+    /// The student's step alone: forward, cross-entropy, backward, SGD.
+    Student,
+    /// The teacher's forward pass alone (plain device, eval mode).
+    Teacher,
+}
+
+impl Part {
+    /// Names accepted on the command line.
+    pub const NAMES: &'static [&'static str] = &["kd", "student", "teacher"];
+
+    /// Parses `kd`, `student` or `teacher`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "kd" => Some(Self::Kd),
+            "student" => Some(Self::Student),
+            "teacher" => Some(Self::Teacher),
+            _ => None,
+        }
+    }
+}
+
 /// What the KD step runs with, beyond the configuration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepOptions {
+    /// The part of the step that is timed.
+    pub part: Part,
     /// The teacher's precision.
     pub teacher_precision: Precision,
     /// Serve the teacher's logits from a [`TeacherCache`] (the bench's batch is the same at
@@ -144,28 +175,71 @@ pub fn run(
         &ad,
     ));
     let indices = Tensor::<1, Int>::arange(0..config.batch as i64, device);
-    let mut step = |model: KdModel<_, _>| -> Result<KdModel<_, _>> {
-        let out = model.forward_indexed(x.clone(), &indices);
-        let l = loss.forward(&out, &targets).loss;
-        let grads = GradientsParams::from_grads(l.backward(), &model);
-        let model = optim.step(0.01, model, grads);
-        // Reading the loss waits for the device, so every step is fully timed.
-        let value = l.into_scalar::<f32>();
-        if !value.is_finite() {
-            bail!("the KD loss is {value} on this backend: its kernels disagree with flex");
+    let finite = |value: f32| -> Result<()> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            bail!("the bench's loss is {value} on this backend: its kernels disagree with flex")
         }
-        Ok(model)
     };
+    match options.part {
+        Part::Kd => time(config.batch, warmup, steps, runs, model, |model| {
+            let out = model.forward_indexed(x.clone(), &indices);
+            let l = loss.forward(&out, &targets).loss;
+            let grads = GradientsParams::from_grads(l.backward(), &model);
+            let model = optim.step(0.01, model, grads);
+            // Reading the loss waits for the device, so every step is fully timed.
+            finite(l.into_scalar::<f32>())?;
+            Ok(model)
+        }),
+        Part::Student => {
+            let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&ad);
+            let Targets::Hard(y) = &targets else {
+                unreachable!("the bench's targets are class indices")
+            };
+            let mut optim = SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+                ))
+                .init();
+            time(config.batch, warmup, steps, runs, model.student, |student| {
+                let l = ce.forward(student.forward(x.clone()), y.clone());
+                let grads = GradientsParams::from_grads(l.backward(), &student);
+                let student = optim.step(0.01, student, grads);
+                finite(l.into_scalar::<f32>())?;
+                Ok(student)
+            })
+        }
+        Part::Teacher => {
+            let plain = x.clone().without_autodiff();
+            time(config.batch, warmup, steps, runs, model.teacher, |teacher| {
+                finite(teacher.forward(plain.clone()).sum().into_scalar::<f32>())?;
+                Ok(teacher)
+            })
+        }
+    }
+}
+
+/// Runs `warmup` untimed then `runs` × `steps` timed calls of `step`, which takes and returns
+/// the state it trains, and returns images per second for each run.
+fn time<M>(
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    runs: usize,
+    mut state: M,
+    mut step: impl FnMut(M) -> Result<M>,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
-        model = step(model)?;
+        state = step(state)?;
     }
     let mut rates = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
         for _ in 0..steps {
-            model = step(model)?;
+            state = step(state)?;
         }
-        rates.push((steps * config.batch) as f64 / start.elapsed().as_secs_f64());
+        rates.push((steps * batch) as f64 / start.elapsed().as_secs_f64());
     }
     Ok(rates)
 }

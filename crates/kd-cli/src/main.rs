@@ -68,6 +68,10 @@ enum Command {
         /// Read the teacher's logits from a teacher cache (filled by the warm-up steps).
         #[arg(long)]
         teacher_cache: bool,
+        /// The part timed: `kd` (the whole step), `student` (its training step alone, with
+        /// cross-entropy) or `teacher` (its forward pass alone).
+        #[arg(long, default_value = "kd")]
+        part: String,
     },
     /// Times the image-folder training pipeline (JPEG decode and augmentation into host
     /// batches of 64): the rate per run, their median, and the rate per worker thread.
@@ -172,9 +176,16 @@ fn run(cli: Cli) -> Result<()> {
             json,
             teacher_precision,
             teacher_cache,
+            part,
         } => {
             let device = make_device(&backend, None)?;
             let options = bench::StepOptions {
+                part: bench::Part::parse(&part).with_context(|| {
+                    format!(
+                        "unknown part `{part}`; known: {}",
+                        bench::Part::NAMES.join(", ")
+                    )
+                })?,
                 teacher_precision: kd_core::Precision::parse(&teacher_precision).with_context(
                     || {
                         format!(
@@ -212,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
                             "backend": backend,
                             "config": c.name,
                             "batch": c.batch,
+                            "part": part,
                             "teacher_precision": teacher_precision,
                             "teacher_cache": teacher_cache,
                             "img_per_s": rates,
