@@ -202,20 +202,34 @@ pub fn run(
                     MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
                 ))
                 .init();
-            time(config.batch, warmup, steps, runs, model.student, |student| {
-                let l = ce.forward(student.forward(x.clone()), y.clone());
-                let grads = GradientsParams::from_grads(l.backward(), &student);
-                let student = optim.step(0.01, student, grads);
-                finite(l.into_scalar::<f32>())?;
-                Ok(student)
-            })
+            time(
+                config.batch,
+                warmup,
+                steps,
+                runs,
+                model.student,
+                |student| {
+                    let l = ce.forward(student.forward(x.clone()), y.clone());
+                    let grads = GradientsParams::from_grads(l.backward(), &student);
+                    let student = optim.step(0.01, student, grads);
+                    finite(l.into_scalar::<f32>())?;
+                    Ok(student)
+                },
+            )
         }
         Part::Teacher => {
             let plain = x.clone().without_autodiff();
-            time(config.batch, warmup, steps, runs, model.teacher, |teacher| {
-                finite(teacher.forward(plain.clone()).sum().into_scalar::<f32>())?;
-                Ok(teacher)
-            })
+            time(
+                config.batch,
+                warmup,
+                steps,
+                runs,
+                model.teacher,
+                |teacher| {
+                    finite(teacher.forward(plain.clone()).sum().into_scalar::<f32>())?;
+                    Ok(teacher)
+                },
+            )
         }
     }
 }
