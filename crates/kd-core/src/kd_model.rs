@@ -171,6 +171,73 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
         self.teacher.forward(teacher_x).detach().cast(dtype)
     }
 
+    /// The teacher's logits on `teacher_x` for the samples `indices`, from `cache` when it
+    /// knows them all (stored or verified otherwise).
+    fn cached_teacher_logits(
+        &self,
+        cache: &TeacherCache,
+        teacher_x: Tensor<4>,
+        dtype: burn::tensor::DType,
+        indices: &Tensor<1, Int>,
+    ) -> Tensor<2> {
+        let ids: Vec<usize> = indices
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .iter::<i64>()
+            .map(|i| i as usize)
+            .collect();
+        let classes = self.teacher.num_classes();
+        let rows = |t: &Tensor<2>| -> Vec<f32> {
+            t.clone()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default()
+        };
+        match cache.plan(&ids) {
+            Plan::Cached(cached) => {
+                let device = teacher_x.device();
+                Tensor::<2>::from_data(TensorData::new(cached, [ids.len(), classes]), &device)
+                    .cast(dtype)
+            }
+            Plan::Verify(cached) => {
+                let fresh = self.teacher_logits(teacher_x, dtype);
+                cache.verified(&cached, &rows(&fresh));
+                fresh
+            }
+            Plan::Compute => {
+                let fresh = self.teacher_logits(teacher_x, dtype);
+                cache.store(&ids, &rows(&fresh), classes);
+                fresh
+            }
+        }
+    }
+
+    /// [`Self::forward_with_taps`] on a training batch whose dataset indices are `indices`:
+    /// when the teacher cache is on and no teacher tap is asked for, the teacher's logits come
+    /// from the cache (see [`Self::with_teacher_cache`]).
+    pub fn forward_with_taps_indexed(
+        &self,
+        x: Tensor<4>,
+        student_taps: &[&str],
+        teacher_taps: &[&str],
+        indices: &Tensor<1, Int>,
+    ) -> KdOutput<(Tensor<2>, Vec<Feature>)> {
+        match &self.teacher_cache {
+            Some(cache) if teacher_taps.is_empty() => {
+                let dtype = x.dtype();
+                let (student_x, teacher_x) = self.inputs(x);
+                let logits = self.cached_teacher_logits(cache, teacher_x, dtype, indices);
+                KdOutput {
+                    student_output: self.student.forward_with_taps(student_x, student_taps),
+                    teacher_output: (logits, Vec::new()),
+                }
+            }
+            _ => self.forward_with_taps(x, student_taps, teacher_taps),
+        }
+    }
+
     /// The teacher's precision.
     pub fn teacher_precision(&self) -> Precision {
         match self.teacher_dtype {
@@ -201,43 +268,11 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
         let Some(cache) = &self.teacher_cache else {
             return self.forward(x);
         };
-        let ids: Vec<usize> = indices
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .iter::<i64>()
-            .map(|i| i as usize)
-            .collect();
         let dtype = x.dtype();
-        let device = x.device().without_autodiff();
-        let classes = self.teacher.num_classes();
         let (student_x, teacher_x) = self.inputs(x);
-        let rows = |t: &Tensor<2>| -> Vec<f32> {
-            t.clone()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default()
-        };
-        let teacher_output = match cache.plan(&ids) {
-            Plan::Cached(cached) => {
-                Tensor::<2>::from_data(TensorData::new(cached, [ids.len(), classes]), &device)
-                    .cast(dtype)
-            }
-            Plan::Verify(cached) => {
-                let fresh = self.teacher_logits(teacher_x, dtype);
-                cache.verified(&cached, &rows(&fresh));
-                fresh
-            }
-            Plan::Compute => {
-                let fresh = self.teacher_logits(teacher_x, dtype);
-                cache.store(&ids, &rows(&fresh), classes);
-                fresh
-            }
-        };
         KdOutput {
             student_output: self.student.forward(student_x),
-            teacher_output,
+            teacher_output: self.cached_teacher_logits(cache, teacher_x, dtype, indices),
         }
     }
 

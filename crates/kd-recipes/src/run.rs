@@ -221,6 +221,17 @@ pub fn training_params(
     Ok(params)
 }
 
+/// Prints what the teacher cache did, when one was on.
+fn report_cache(cache: Option<&kd_core::TeacherCache>) {
+    if let Some(cache) = cache {
+        let s = cache.stats();
+        eprintln!(
+            "teacher cache: {} samples read from the cache, {} computed; {} cached batches recomputed, largest difference {:e}",
+            s.hits, s.misses, s.verified_batches, s.max_drift
+        );
+    }
+}
+
 /// A trainer's parameter error as a recipe error naming `section.key`.
 fn train_param_error(e: TrainError, section: &str) -> RecipeError {
     match e {
@@ -546,10 +557,16 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     let (train, valid) = build_loaders(recipe)?;
     if kd && th.teacher_cache {
         if is_distillation_loss(&th.loss) {
-            return Err(RecipeError::invalid(
-                "training_hyperparams.teacher_cache",
-                "the teacher cache holds logits only, and a DistillationLoss may read the teacher's feature taps: use it with KdLogitsLoss, or set it to false",
-            ));
+            let taps = distillation_config(th, "training_hyperparams", train.len())?.teacher_taps();
+            if !taps.is_empty() {
+                return Err(RecipeError::invalid(
+                    "training_hyperparams.teacher_cache",
+                    format!(
+                        "the teacher cache holds logits only, and the loss reads the teacher's taps {}: use it with terms that read the teacher's logits alone, or set it to false",
+                        taps.join(", ")
+                    ),
+                ));
+            }
         }
         if !recipe.run_teacher_on_eval {
             return Err(RecipeError::invalid(
@@ -827,6 +844,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 &train,
                 &valid,
             )?;
+            report_cache(out.model.kd.teacher_cache());
             (best_row(&out), out.best_checkpoint())
         }
         None => {
@@ -841,13 +859,7 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 &train,
                 &valid,
             )?;
-            if let Some(cache) = out.model.teacher_cache() {
-                let s = cache.stats();
-                eprintln!(
-                    "teacher cache: {} samples read from the cache, {} computed; {} cached batches recomputed, largest difference {:e}",
-                    s.hits, s.misses, s.verified_batches, s.max_drift
-                );
-            }
+            report_cache(out.model.teacher_cache());
             (best_row(&out), out.best_checkpoint())
         }
     };

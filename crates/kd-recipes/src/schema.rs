@@ -256,7 +256,8 @@ pub struct TrainingHyperparams {
     #[serde(default)]
     pub teacher_precision: Option<String>,
     /// kd extension: compute the teacher's logits once per training sample and reuse them
-    /// (needs deterministic training transforms, no mixing, and `KdLogitsLoss`).
+    /// (needs deterministic training transforms, no mixing, and a loss that reads only the
+    /// teacher's logits).
     #[serde(default)]
     pub teacher_cache: bool,
     /// kd extension: the fraction of cached batches the teacher recomputes to check the cache.

@@ -67,7 +67,8 @@ pub struct TrainingParams {
     pub teacher_precision: Option<Precision>,
     /// `teacher_cache` (kd extension): compute the teacher's logits once per training sample
     /// and reuse them ([`kd_core::TeacherCache`]); needs training inputs that are the same on
-    /// every visit and a teacher in eval mode (default false).
+    /// every visit, a teacher in eval mode and a loss that reads only the teacher's logits
+    /// (default false).
     pub teacher_cache: bool,
     /// `teacher_cache_verify` (kd extension): the fraction of fully cached batches the teacher
     /// recomputes to check the cache (default 0).

@@ -133,14 +133,22 @@ impl KdTrainer {
         S: ImageClassifier,
         T: ImageClassifier,
     {
-        if params.teacher_cache {
+        if params.teacher_cache && !loss.teacher_taps.is_empty() {
             return Err(TrainError::param(
                 "teacher_cache",
-                "the teacher cache holds logits only, and a DistillationLoss may read the teacher's feature taps: use it with KdLogitsLoss, or set it to false",
+                format!(
+                    "the teacher cache holds logits only, and this loss reads the teacher's taps {}: use it with losses that read the teacher's logits alone, or set it to false",
+                    loss.teacher_taps.join(", ")
+                ),
             ));
         }
-        let kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
+        let mut kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
             .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
+        if let Some(cache) = params.teacher_cache_for(train)? {
+            kd = kd
+                .with_teacher_cache(cache)
+                .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
+        }
         let criterion = ComputedLoss::new("DistillationLoss", &loss);
         let model = DistillModel {
             kd,

@@ -9,9 +9,12 @@ use burn::module::Module;
 use burn::prelude::*;
 use kd_core::{KdArchParams, KdModel, KdModule};
 use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, RandomHorizontalFlip, Transforms};
-use kd_losses::KdLogitsLossConfig;
+use kd_losses::{
+    AttentionTransferLossConfig, CrossEntropyLossConfig, DistillationLossConfig, DkdLossConfig,
+    KdLogitsLossConfig, LOGITS_TAP, MethodConfig, TapShapes, TermConfig,
+};
 use kd_models::{SmallCnn, SmallCnnConfig};
-use kd_trainer::{KdTrainer, LrSchedule, TrainError, TrainOutcome, TrainingParams};
+use kd_trainer::{DistillModel, KdTrainer, LrSchedule, TrainError, TrainOutcome, TrainingParams};
 
 fn nets(device: &Device) -> (SmallCnn, SmallCnn) {
     device.seed(8);
@@ -131,4 +134,97 @@ fn validation_batches_do_not_touch_the_cache() {
         .unwrap()
         .with_teacher_cache(kd_core::TeacherCache::new(0.0).unwrap());
     assert!(train_mode.is_err());
+}
+
+/// Per-sample tap shapes from one forward pass on zeros.
+fn shapes(net: &SmallCnn, names: &[String], device: &Device) -> TapShapes {
+    use kd_core::ImageClassifier;
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (logits, features) = net
+        .valid()
+        .forward_with_taps(Tensor::<4>::zeros([1, 1, 8, 8], device), &wanted);
+    let mut out: TapShapes = names
+        .iter()
+        .zip(features)
+        .map(|(n, f)| (n.clone(), f.dims()[1..].to_vec()))
+        .collect();
+    out.push((LOGITS_TAP.into(), logits.dims()[1..].to_vec()));
+    out
+}
+
+fn distill(
+    name: &str,
+    config: &DistillationLossConfig,
+    cache: bool,
+) -> Result<TrainOutcome<DistillModel<SmallCnn, SmallCnn>>, TrainError> {
+    let device = Device::flex();
+    let (student, teacher) = nets(&device);
+    let loss = config
+        .init(
+            &shapes(&student, &config.student_taps(), &device),
+            &shapes(&teacher, &config.teacher_taps(), &device),
+            &device,
+        )
+        .unwrap();
+    let (train, valid) = common::loaders(48, 12, 4, 31);
+    let mut p = TrainingParams::new(2, LrSchedule::cosine(0.05));
+    p.silent_mode = true;
+    p.teacher_cache = cache;
+    let dir = common::run_dir("teacher-cache", name);
+    let out = KdTrainer::new(&dir, &device).train_distill(
+        student,
+        teacher,
+        KdArchParams::default(),
+        true,
+        &p,
+        loss,
+        &train,
+        &valid,
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+#[test]
+fn composed_losses_on_teacher_logits_use_the_cache_exactly() {
+    let _serial = common::serial();
+    let logits_only = DistillationLossConfig {
+        terms: vec![
+            TermConfig::new(
+                MethodConfig::CrossEntropy(CrossEntropyLossConfig::new()),
+                1.0,
+            ),
+            TermConfig::new(MethodConfig::Dkd(DkdLossConfig::default()), 1.0),
+        ],
+    };
+    let plain = distill("dkd-plain", &logits_only, false).unwrap();
+    let cached = distill("dkd-cached", &logits_only, true).unwrap();
+    let diff = common::max_diff(
+        &common::floats(&plain.model.kd.student),
+        &common::floats(&cached.model.kd.student),
+    );
+    assert_eq!(diff, 0.0, "the cache changed the trained student");
+    let stats = cached.model.kd.teacher_cache().unwrap().stats();
+    assert_eq!((stats.misses, stats.hits), (48, 48));
+
+    // A term reading a teacher feature map cannot be served from logits.
+    let taps = |t: &str| vec![t.to_string()];
+    let with_features = DistillationLossConfig {
+        terms: vec![
+            TermConfig::new(
+                MethodConfig::CrossEntropy(CrossEntropyLossConfig::new()),
+                1.0,
+            ),
+            TermConfig::new(
+                MethodConfig::AttentionTransfer(AttentionTransferLossConfig::default()),
+                1.0,
+            )
+            .with_taps(taps("stage2"), taps("stage2")),
+        ],
+    };
+    let err = distill("at-cached", &with_features, true).expect_err("AT reads a teacher tap");
+    assert!(
+        err.to_string().contains("teacher_cache") && err.to_string().contains("stage2"),
+        "{err}"
+    );
 }
