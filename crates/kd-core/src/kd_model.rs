@@ -40,6 +40,17 @@ pub trait KdModule: Module {
         self.forward(x)
     }
 
+    /// Runs both networks on a validation batch whose indices in the validation set are
+    /// `indices`. The default ignores them; [`KdModel`] reads its validation cache with them.
+    fn forward_validation(
+        &self,
+        x: Tensor<4>,
+        indices: &Tensor<1, Int>,
+    ) -> KdOutput<Self::StudentOutput, Self::TeacherOutput> {
+        let _ = indices;
+        self.forward(x)
+    }
+
     /// The logits of a student output, on which metrics are computed.
     fn student_logits(output: &Self::StudentOutput) -> Tensor<2>;
 
@@ -91,6 +102,9 @@ pub struct KdModel<S, T> {
     /// share it.
     #[module(skip)]
     pub teacher_cache: Option<Arc<TeacherCache>>,
+    /// The teacher's logits per validation sample (see [`Self::with_validation_cache`]).
+    #[module(skip)]
+    pub validation_cache: Option<Arc<TeacherCache>>,
 }
 
 impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
@@ -126,6 +140,7 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
             run_teacher_on_eval,
             teacher_dtype: None,
             teacher_cache: None,
+            validation_cache: None,
         })
     }
 
@@ -164,6 +179,49 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
     /// The teacher cache, when one is on.
     pub fn teacher_cache(&self) -> Option<&TeacherCache> {
         self.teacher_cache.as_deref()
+    }
+
+    /// Serves the teacher's logits on validation batches from `cache` once every sample of
+    /// the batch has been seen ([`KdModule::forward_validation`]): the same contract as
+    /// [`Self::with_teacher_cache`], for the validation set, whose inputs rarely vary.
+    pub fn with_validation_cache(mut self, cache: TeacherCache) -> Result<Self, KdError> {
+        if !self.run_teacher_on_eval {
+            return Err(KdError::CacheNeedsEvalTeacher);
+        }
+        self.validation_cache = Some(Arc::new(cache));
+        Ok(self)
+    }
+
+    /// The validation cache, when one is on.
+    pub fn validation_cache(&self) -> Option<&TeacherCache> {
+        self.validation_cache.as_deref()
+    }
+
+    /// The cache for training (`true`) or validation batches.
+    fn cache(&self, training: bool) -> Option<&TeacherCache> {
+        if training {
+            self.teacher_cache.as_deref()
+        } else {
+            self.validation_cache.as_deref()
+        }
+    }
+
+    /// Both networks on `x`, the teacher's logits from `cache` when it knows every sample.
+    fn forward_cached(
+        &self,
+        x: Tensor<4>,
+        indices: &Tensor<1, Int>,
+        cache: Option<&TeacherCache>,
+    ) -> KdOutput<Tensor<2>> {
+        let Some(cache) = cache else {
+            return KdModule::forward(self, x);
+        };
+        let dtype = x.dtype();
+        let (student_x, teacher_x) = self.inputs(x);
+        KdOutput {
+            student_output: self.student.forward(student_x),
+            teacher_output: self.cached_teacher_logits(cache, teacher_x, dtype, indices),
+        }
     }
 
     /// The teacher's logits on `x`, in `dtype`, detached.
@@ -214,17 +272,19 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
         }
     }
 
-    /// [`Self::forward_with_taps`] on a training batch whose dataset indices are `indices`:
-    /// when the teacher cache is on and no teacher tap is asked for, the teacher's logits come
-    /// from the cache (see [`Self::with_teacher_cache`]).
+    /// [`Self::forward_with_taps`] on a training (`training`) or validation batch whose
+    /// indices in its dataset are `indices`: when that split's cache is on and no teacher tap
+    /// is asked for, the teacher's logits come from the cache (see
+    /// [`Self::with_teacher_cache`], [`Self::with_validation_cache`]).
     pub fn forward_with_taps_indexed(
         &self,
         x: Tensor<4>,
         student_taps: &[&str],
         teacher_taps: &[&str],
         indices: &Tensor<1, Int>,
+        training: bool,
     ) -> KdOutput<(Tensor<2>, Vec<Feature>)> {
-        match &self.teacher_cache {
+        match self.cache(training) {
             Some(cache) if teacher_taps.is_empty() => {
                 let dtype = x.dtype();
                 let (student_x, teacher_x) = self.inputs(x);
@@ -265,15 +325,11 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModule for KdModel<S, T> {
     }
 
     fn forward_indexed(&self, x: Tensor<4>, indices: &Tensor<1, Int>) -> KdOutput<Tensor<2>> {
-        let Some(cache) = &self.teacher_cache else {
-            return self.forward(x);
-        };
-        let dtype = x.dtype();
-        let (student_x, teacher_x) = self.inputs(x);
-        KdOutput {
-            student_output: self.student.forward(student_x),
-            teacher_output: self.cached_teacher_logits(cache, teacher_x, dtype, indices),
-        }
+        self.forward_cached(x, indices, self.cache(true))
+    }
+
+    fn forward_validation(&self, x: Tensor<4>, indices: &Tensor<1, Int>) -> KdOutput<Tensor<2>> {
+        self.forward_cached(x, indices, self.cache(false))
     }
 
     fn student_logits(output: &Tensor<2>) -> Tensor<2> {

@@ -221,12 +221,12 @@ pub fn training_params(
     Ok(params)
 }
 
-/// Prints what the teacher cache did, when one was on.
-fn report_cache(cache: Option<&kd_core::TeacherCache>) {
+/// Prints what a teacher cache did, when one was on.
+fn report_cache(what: &str, cache: Option<&kd_core::TeacherCache>) {
     if let Some(cache) = cache {
         let s = cache.stats();
         eprintln!(
-            "teacher cache: {} samples read from the cache, {} computed; {} cached batches recomputed, largest difference {:e}",
+            "{what}: the teacher's logits for {} samples read from the cache, {} computed; {} cached batches recomputed, largest difference {:e}",
             s.hits, s.misses, s.verified_batches, s.max_drift
         );
     }
@@ -844,7 +844,8 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 &train,
                 &valid,
             )?;
-            report_cache(out.model.kd.teacher_cache());
+            report_cache("teacher cache", out.model.kd.teacher_cache());
+            report_cache("validation cache", out.model.kd.validation_cache());
             (best_row(&out), out.best_checkpoint())
         }
         None => {
@@ -859,7 +860,8 @@ pub fn run_recipe(recipe: &Recipe, device: &Device) -> Result<RunReport, RecipeE
                 &train,
                 &valid,
             )?;
-            report_cache(out.model.teacher_cache());
+            report_cache("teacher cache", out.model.teacher_cache());
+            report_cache("validation cache", out.model.validation_cache());
             (best_row(&out), out.best_checkpoint())
         }
     };

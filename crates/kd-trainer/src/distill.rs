@@ -35,13 +35,13 @@ impl<S: ImageClassifier, T: ImageClassifier> TrainModule for DistillModel<S, T> 
     fn forward_train(&self, x: Tensor<4>, ctx: &StepContext) -> DistillOutput {
         let student_taps: Vec<&str> = self.loss.student_taps.iter().map(String::as_str).collect();
         let teacher_taps: Vec<&str> = self.loss.teacher_taps.iter().map(String::as_str).collect();
-        // Indices name training samples only: validation samples come from another split.
-        let out = if ctx.training {
-            self.kd
-                .forward_with_taps_indexed(x, &student_taps, &teacher_taps, &ctx.indices)
-        } else {
-            self.kd.forward_with_taps(x, &student_taps, &teacher_taps)
-        };
+        let out = self.kd.forward_with_taps_indexed(
+            x,
+            &student_taps,
+            &teacher_taps,
+            &ctx.indices,
+            ctx.training,
+        );
         let (logits, features) = out.student_output;
         let (teacher_logits, teacher_features) = out.teacher_output;
         let student = TappedOutput { logits, features };

@@ -36,11 +36,11 @@ impl<K: KdModule> TrainModule for K {
     type Student = K::Student;
 
     fn forward_train(&self, x: Tensor<4>, ctx: &StepContext) -> Self::Output {
-        // Indices name training samples only: validation samples come from another split.
+        // Training and validation indices name samples of different splits.
         if ctx.training {
             KdModule::forward_indexed(self, x, &ctx.indices)
         } else {
-            KdModule::forward(self, x)
+            KdModule::forward_validation(self, x, &ctx.indices)
         }
     }
 

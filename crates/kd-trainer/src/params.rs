@@ -157,6 +157,19 @@ impl TrainingParams {
             .map_err(|e| TrainError::param("teacher_cache_verify", e.to_string()))
     }
 
+    /// A validation cache when it is exact: the validation images are the same every epoch
+    /// and the teacher runs in eval mode. It verifies at the `teacher_cache_verify` rate.
+    pub fn validation_cache_for(
+        &self,
+        valid: &kd_data::DataLoader,
+        run_teacher_on_eval: bool,
+    ) -> Option<kd_core::TeacherCache> {
+        if !run_teacher_on_eval || valid.varies_between_epochs().is_some() {
+            return None;
+        }
+        kd_core::TeacherCache::new(self.teacher_cache_verify).ok()
+    }
+
     /// Checks every value against the run, naming the offending key.
     pub fn validate(&self) -> Result<(), TrainError> {
         if self.max_epochs == 0 {

@@ -87,6 +87,10 @@ impl KdTrainer {
     /// Builds the default KD module from `student`, `teacher` and `arch_params`, then trains
     /// it: SuperGradients' `kd_trainer.train(student=..., teacher=..., kd_arch_params=...,
     /// run_teacher_on_eval=..., training_params=..., train_loader=..., valid_loader=...)`.
+    ///
+    /// When the validation images are the same every epoch and the teacher runs in eval mode,
+    /// the teacher's validation logits are computed in the first validation and read after
+    /// ([`KdModel::with_validation_cache`]); results are unchanged.
     #[allow(clippy::too_many_arguments)]
     pub fn train<S, T, L>(
         &self,
@@ -110,6 +114,9 @@ impl KdTrainer {
             model = model
                 .with_teacher_cache(cache)
                 .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
+        }
+        if let Some(cache) = params.validation_cache_for(valid, run_teacher_on_eval) {
+            model = model.with_validation_cache(cache)?;
         }
         self.fit_module(model, params, criterion, train, valid)
     }
@@ -148,6 +155,11 @@ impl KdTrainer {
             kd = kd
                 .with_teacher_cache(cache)
                 .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
+        }
+        if loss.teacher_taps.is_empty()
+            && let Some(cache) = params.validation_cache_for(valid, run_teacher_on_eval)
+        {
+            kd = kd.with_validation_cache(cache)?;
         }
         let criterion = ComputedLoss::new("DistillationLoss", &loss);
         let model = DistillModel {

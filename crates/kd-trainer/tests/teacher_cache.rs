@@ -75,11 +75,28 @@ fn cached_runs_equal_uncached_runs_and_count_their_hits() {
         (96, 192, 0)
     );
 
-    // Verifying every cached batch recomputes them all and finds no drift.
+    // The validation set (the same 96 images, in order) is cached on its own.
+    let stats = cached.model.validation_cache().unwrap().stats();
+    assert_eq!((stats.misses, stats.hits), (96, 192));
+
+    // Verifying every cached batch recomputes them all, uses the fresh outputs and finds no
+    // drift: the same students and the same validation metrics as reading the caches.
     let verified = run("verified", true, 1.0, &train, &valid).unwrap();
     let stats = verified.model.teacher_cache().unwrap().stats();
     assert_eq!((stats.hits, stats.verified_batches), (0, 12));
     assert_eq!(stats.max_drift, 0.0);
+    let stats = verified.model.validation_cache().unwrap().stats();
+    assert_eq!((stats.hits, stats.verified_batches), (0, 12));
+    assert_eq!(stats.max_drift, 0.0);
+    let valid_metrics = |o: &TrainOutcome<KdModel<SmallCnn, SmallCnn>>| -> Vec<Vec<(String, f64)>> {
+        o.history.iter().map(|r| r.valid.clone()).collect()
+    };
+    assert_eq!(valid_metrics(&cached), valid_metrics(&verified));
+    let same = common::max_diff(
+        &common::floats(verified.model.student()),
+        &common::floats(cached.model.student()),
+    );
+    assert_eq!(same, 0.0);
 }
 
 #[test]
