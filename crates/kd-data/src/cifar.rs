@@ -347,18 +347,6 @@ impl ImageDataset for CifarDataset {
         self.class_names.clone()
     }
 
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
-        Ok(Sample {
-            image: self.pixels[index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES].to_vec(),
-            shape: CIFAR_SHAPE,
-            label: usize::from(label),
-        })
-    }
-
     fn read_into(
         &self,
         index: usize,

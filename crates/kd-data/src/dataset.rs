@@ -43,20 +43,20 @@ pub trait ImageDataset: Send + Sync {
     fn image_shape(&self) -> [usize; 3];
     /// Human-readable class names, one per class.
     fn class_names(&self) -> Vec<String>;
-    /// The sample at `index`, or [`DataError::IndexOutOfRange`] past the end.
-    fn get(&self, index: usize) -> Result<Sample, DataError>;
-    /// [`ImageDataset::get`] into `sample`, reusing its pixel buffer and `buffers`: the loader's
-    /// hot path, which then allocates nothing per sample once the buffers have grown to the
-    /// largest image. The default calls `get`.
+    /// The sample at `index` written into `sample`, reusing its pixel buffer and `buffers`,
+    /// or [`DataError::IndexOutOfRange`] past the end. This is the loader's hot path: it
+    /// allocates nothing per sample once the buffers have grown to the largest image.
     fn read_into(
         &self,
         index: usize,
         sample: &mut Sample,
         buffers: &mut ReadBuffers,
-    ) -> Result<(), DataError> {
-        let _ = buffers;
-        *sample = self.get(index)?;
-        Ok(())
+    ) -> Result<(), DataError>;
+    /// The sample at `index` in fresh memory (see [`ImageDataset::read_into`]).
+    fn get(&self, index: usize) -> Result<Sample, DataError> {
+        let mut sample = Sample::default();
+        self.read_into(index, &mut sample, &mut ReadBuffers::default())?;
+        Ok(sample)
     }
     /// Whether the dataset holds no sample.
     fn is_empty(&self) -> bool {
@@ -140,19 +140,6 @@ impl ImageDataset for InMemoryDataset {
 
     fn class_names(&self) -> Vec<String> {
         (0..self.num_classes).map(|c| c.to_string()).collect()
-    }
-
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
-        let n = self.shape.iter().product::<usize>();
-        Ok(Sample {
-            image: self.images[index * n..(index + 1) * n].to_vec(),
-            shape: self.shape,
-            label,
-        })
     }
 
     fn read_into(

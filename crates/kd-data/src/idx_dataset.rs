@@ -152,19 +152,6 @@ impl ImageDataset for IdxDataset {
         self.class_names.clone()
     }
 
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
-        let n = self.shape[1] * self.shape[2];
-        Ok(Sample {
-            image: self.pixels[index * n..(index + 1) * n].to_vec(),
-            shape: self.shape,
-            label: usize::from(label),
-        })
-    }
-
     fn read_into(
         &self,
         index: usize,

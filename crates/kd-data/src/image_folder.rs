@@ -81,13 +81,6 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Decodes an image file into `C×H×W` RGB bytes.
-pub(crate) fn decode_rgb(path: &Path) -> Result<(Vec<u8>, [usize; 3]), DataError> {
-    let mut chw = Vec::new();
-    let shape = decode_rgb_into(path, &mut ReadBuffers::default(), &mut chw)?;
-    Ok((chw, shape))
-}
-
 /// Decodes an image file into `chw` (`C×H×W` RGB bytes), reusing `buffers` for the file and
 /// the decoded pixels: 8-bit RGB images (JPEG photographs, RGB PNGs) allocate nothing once the
 /// buffers have grown; other colour types go through the `image` crate's conversion.
@@ -253,19 +246,6 @@ impl ImageDataset for ImageFolder {
 
     fn class_names(&self) -> Vec<String> {
         self.class_names.clone()
-    }
-
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let path = self.files.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.files.len(),
-        })?;
-        let (image, shape) = decode_rgb(path)?;
-        Ok(Sample {
-            image,
-            shape,
-            label: self.labels[index] as usize,
-        })
     }
 
     fn read_into(

@@ -758,15 +758,23 @@ mod tests {
         fn class_names(&self) -> Vec<String> {
             vec!["a".into(), "b".into()]
         }
-        fn get(&self, index: usize) -> Result<Sample, DataError> {
+        fn read_into(
+            &self,
+            index: usize,
+            sample: &mut Sample,
+            _: &mut ReadBuffers,
+        ) -> Result<(), DataError> {
             match index {
                 3 => Err(DataError::IndexOutOfRange { index, len: 0 }),
                 5 => panic!("sample five is cursed"),
-                _ => Ok(Sample {
-                    image: vec![0],
-                    shape: [1, 1, 1],
-                    label: 0,
-                }),
+                _ => {
+                    *sample = Sample {
+                        image: vec![0],
+                        shape: [1, 1, 1],
+                        label: 0,
+                    };
+                    Ok(())
+                }
             }
         }
     }

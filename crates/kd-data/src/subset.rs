@@ -65,14 +65,6 @@ impl ImageDataset for Subset {
         self.dataset.class_names()
     }
 
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let inner = *self.indices.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.indices.len(),
-        })?;
-        self.dataset.get(inner)
-    }
-
     fn read_into(
         &self,
         index: usize,
