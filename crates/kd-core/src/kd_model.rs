@@ -169,11 +169,17 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
     /// is the same on every visit; the trainer checks the data. Fails for a teacher in
     /// training mode, whose output is not a function of its input.
     pub fn with_teacher_cache(mut self, cache: TeacherCache) -> Result<Self, KdError> {
-        if !self.run_teacher_on_eval {
-            return Err(KdError::CacheNeedsEvalTeacher);
-        }
-        self.teacher_cache = Some(Arc::new(cache));
+        self.teacher_cache = Some(self.eval_cache(cache)?);
         Ok(self)
+    }
+
+    /// `cache`, shareable, when the teacher is deterministic (eval mode).
+    fn eval_cache(&self, cache: TeacherCache) -> Result<Arc<TeacherCache>, KdError> {
+        if self.run_teacher_on_eval {
+            Ok(Arc::new(cache))
+        } else {
+            Err(KdError::CacheNeedsEvalTeacher)
+        }
     }
 
     /// The teacher cache, when one is on.
@@ -185,10 +191,7 @@ impl<S: ImageClassifier, T: ImageClassifier> KdModel<S, T> {
     /// the batch has been seen ([`KdModule::forward_validation`]): the same contract as
     /// [`Self::with_teacher_cache`], for the validation set, whose inputs rarely vary.
     pub fn with_validation_cache(mut self, cache: TeacherCache) -> Result<Self, KdError> {
-        if !self.run_teacher_on_eval {
-            return Err(KdError::CacheNeedsEvalTeacher);
-        }
-        self.validation_cache = Some(Arc::new(cache));
+        self.validation_cache = Some(self.eval_cache(cache)?);
         Ok(self)
     }
 

@@ -556,26 +556,13 @@ pub fn check_recipe(recipe: &Recipe, device: &Device) -> Result<(), RecipeError>
     check_loss_name(th, "training_hyperparams", kd)?;
     let (train, valid) = build_loaders(recipe)?;
     if kd && th.teacher_cache {
-        if is_distillation_loss(&th.loss) {
-            let taps = distillation_config(th, "training_hyperparams", train.len())?.teacher_taps();
-            if !taps.is_empty() {
-                return Err(RecipeError::invalid(
-                    "training_hyperparams.teacher_cache",
-                    format!(
-                        "the teacher cache holds logits only, and the loss reads the teacher's taps {}: use it with terms that read the teacher's logits alone, or set it to false",
-                        taps.join(", ")
-                    ),
-                ));
-            }
-        }
-        if !recipe.run_teacher_on_eval {
-            return Err(RecipeError::invalid(
-                "training_hyperparams.teacher_cache",
-                "the teacher cache needs a deterministic teacher: set `run_teacher_on_eval: true` or turn the cache off",
-            ));
-        }
+        let teacher_taps = if is_distillation_loss(&th.loss) {
+            distillation_config(th, "training_hyperparams", train.len())?.teacher_taps()
+        } else {
+            Vec::new()
+        };
         params
-            .teacher_cache_for(&train)
+            .teacher_cache_for(&train, recipe.run_teacher_on_eval, &teacher_taps)
             .map_err(|e| train_param_error(e, "training_hyperparams"))?;
     }
     let student = build_network(

@@ -136,13 +136,31 @@ impl TrainingParams {
             })
     }
 
-    /// The teacher cache these parameters ask for, checked against the training data.
+    /// The teacher cache these parameters ask for, checked against the run: the training
+    /// data, the teacher's mode, and the teacher taps the loss reads (the cache holds logits).
     pub fn teacher_cache_for(
         &self,
         train: &kd_data::DataLoader,
+        run_teacher_on_eval: bool,
+        teacher_taps: &[String],
     ) -> Result<Option<kd_core::TeacherCache>, TrainError> {
         if !self.teacher_cache {
             return Ok(None);
+        }
+        if !teacher_taps.is_empty() {
+            return Err(TrainError::param(
+                "teacher_cache",
+                format!(
+                    "the teacher cache holds logits only, and this loss reads the teacher's taps {}: use it with losses that read the teacher's logits alone, or set it to false",
+                    teacher_taps.join(", ")
+                ),
+            ));
+        }
+        if !run_teacher_on_eval {
+            return Err(TrainError::param(
+                "teacher_cache",
+                kd_core::KdError::CacheNeedsEvalTeacher.to_string(),
+            ));
         }
         if let Some(why) = train.varies_between_epochs() {
             return Err(TrainError::param(
@@ -152,9 +170,7 @@ impl TrainingParams {
                 ),
             ));
         }
-        kd_core::TeacherCache::new(self.teacher_cache_verify)
-            .map(Some)
-            .map_err(|e| TrainError::param("teacher_cache_verify", e.to_string()))
+        self.new_cache().map(Some)
     }
 
     /// A validation cache when it is exact: the validation images are the same every epoch
@@ -163,11 +179,17 @@ impl TrainingParams {
         &self,
         valid: &kd_data::DataLoader,
         run_teacher_on_eval: bool,
-    ) -> Option<kd_core::TeacherCache> {
+    ) -> Result<Option<kd_core::TeacherCache>, TrainError> {
         if !run_teacher_on_eval || valid.varies_between_epochs().is_some() {
-            return None;
+            return Ok(None);
         }
-        kd_core::TeacherCache::new(self.teacher_cache_verify).ok()
+        self.new_cache().map(Some)
+    }
+
+    /// An empty cache verifying at the `teacher_cache_verify` rate.
+    fn new_cache(&self) -> Result<kd_core::TeacherCache, TrainError> {
+        kd_core::TeacherCache::new(self.teacher_cache_verify)
+            .map_err(|e| TrainError::param("teacher_cache_verify", e.to_string()))
     }
 
     /// Checks every value against the run, naming the offending key.

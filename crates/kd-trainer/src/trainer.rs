@@ -108,16 +108,15 @@ impl KdTrainer {
         T: ImageClassifier,
         L: Criterion<KdOutput<Tensor<2>>>,
     {
-        let mut model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
-            .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
-        if let Some(cache) = params.teacher_cache_for(train)? {
-            model = model
-                .with_teacher_cache(cache)
-                .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
-        }
-        if let Some(cache) = params.validation_cache_for(valid, run_teacher_on_eval) {
-            model = model.with_validation_cache(cache)?;
-        }
+        let model = self.kd_model(
+            student,
+            teacher,
+            arch_params,
+            run_teacher_on_eval,
+            params,
+            (train, valid),
+            &[],
+        )?;
         self.fit_module(model, params, criterion, train, valid)
     }
 
@@ -140,27 +139,15 @@ impl KdTrainer {
         S: ImageClassifier,
         T: ImageClassifier,
     {
-        if params.teacher_cache && !loss.teacher_taps.is_empty() {
-            return Err(TrainError::param(
-                "teacher_cache",
-                format!(
-                    "the teacher cache holds logits only, and this loss reads the teacher's taps {}: use it with losses that read the teacher's logits alone, or set it to false",
-                    loss.teacher_taps.join(", ")
-                ),
-            ));
-        }
-        let mut kd = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
-            .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
-        if let Some(cache) = params.teacher_cache_for(train)? {
-            kd = kd
-                .with_teacher_cache(cache)
-                .map_err(|e| TrainError::param("teacher_cache", e.to_string()))?;
-        }
-        if loss.teacher_taps.is_empty()
-            && let Some(cache) = params.validation_cache_for(valid, run_teacher_on_eval)
-        {
-            kd = kd.with_validation_cache(cache)?;
-        }
+        let kd = self.kd_model(
+            student,
+            teacher,
+            arch_params,
+            run_teacher_on_eval,
+            params,
+            (train, valid),
+            &loss.teacher_taps,
+        )?;
         let criterion = ComputedLoss::new("DistillationLoss", &loss);
         let model = DistillModel {
             kd,
@@ -176,6 +163,37 @@ impl KdTrainer {
             train,
             valid,
         )
+    }
+
+    /// The default KD module as `params` ask for it: the teacher in its precision, and the
+    /// teacher and validation caches where they are exact. The caches hold logits, so a loss
+    /// reading `teacher_taps` rules them out ([`TrainingParams::teacher_cache_for`] refuses).
+    #[allow(clippy::too_many_arguments)]
+    fn kd_model<S, T>(
+        &self,
+        student: S,
+        teacher: T,
+        arch_params: KdArchParams,
+        run_teacher_on_eval: bool,
+        params: &TrainingParams,
+        (train, valid): (&DataLoader, &DataLoader),
+        teacher_taps: &[String],
+    ) -> Result<KdModel<S, T>, TrainError>
+    where
+        S: ImageClassifier,
+        T: ImageClassifier,
+    {
+        let mut model = KdModel::new(student.train(), teacher, arch_params, run_teacher_on_eval)?
+            .with_teacher_precision(params.teacher_precision_on(&self.device)?)?;
+        if let Some(cache) = params.teacher_cache_for(train, run_teacher_on_eval, teacher_taps)? {
+            model = model.with_teacher_cache(cache)?;
+        }
+        if teacher_taps.is_empty()
+            && let Some(cache) = params.validation_cache_for(valid, run_teacher_on_eval)?
+        {
+            model = model.with_validation_cache(cache)?;
+        }
+        Ok(model)
     }
 
     /// Trains a ready KD module, default or custom (SuperGradients' `train(model=...)`).
