@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{USAGE, cargo, kd_binary, python_for_reference, root, run, take_opt};
+use crate::{USAGE, cargo, json_line, kd_binary, python_for_reference, root, run, take_opt};
 
 pub(crate) fn bench_data(mut args: Vec<String>) -> Result<()> {
     let images: usize = take_opt(&mut args, "--images")
@@ -110,7 +110,7 @@ pub(crate) fn bench_data(mut args: Vec<String>) -> Result<()> {
                     pipeline,
                     "--json",
                 ]);
-                kd.push(median_of(c)?);
+                kd.push(json_line(c)?.0);
                 let mut p = Command::new(&python);
                 p.current_dir(root()).args([
                     "bench/pytorch_data.py",
@@ -125,7 +125,7 @@ pub(crate) fn bench_data(mut args: Vec<String>) -> Result<()> {
                     "--pipeline",
                     pipeline,
                 ]);
-                pt.push(median_of(p)?);
+                pt.push(json_line(p)?.0);
             }
             let (k, p) = (median(&mut kd), median(&mut pt));
             println!(
@@ -142,34 +142,6 @@ pub(crate) fn bench_data(mut args: Vec<String>) -> Result<()> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// Runs a benchmark process and returns `median_img_per_s` from its JSON line.
-fn median_of(mut cmd: Command) -> Result<f64> {
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !out.status.success() {
-        bail!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("{shown} printed no JSON"))?;
-    let key = "\"median_img_per_s\":";
-    let i = line
-        .find(key)
-        .with_context(|| format!("no median in {line}"))?
-        + key.len();
-    let rest = &line[i..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end]
-        .trim()
-        .parse()
-        .with_context(|| format!("bad median in {line}"))
 }
 
 /// The number of image files in the class folders of `dir`.

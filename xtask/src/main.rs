@@ -254,7 +254,7 @@ fn bench(mut args: Vec<String>) -> Result<()> {
 }
 
 /// Runs a benchmark process and returns (median img/s, peak RSS MiB) from its JSON line.
-fn json_line(mut cmd: Command) -> Result<(f64, f64)> {
+pub(crate) fn json_line(mut cmd: Command) -> Result<(f64, f64)> {
     let shown = format!("{cmd:?}");
     let out = cmd
         .output()
