@@ -8,11 +8,11 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
-use kd_core::{ImageClassifier, KdArchParams};
+use kd_core::KdArchParams;
 use kd_losses::{
     AttentionTransferLossConfig, CrdLossConfig, CrossEntropyLossConfig, DistillationLoss,
-    DistillationLossConfig, FitNetsLossConfig, HintonKdLossConfig, LOGITS_TAP, MethodConfig,
-    TapShapes, TermConfig, TermKind,
+    DistillationLossConfig, FitNetsLossConfig, HintonKdLossConfig, MethodConfig, TermConfig,
+    TermKind,
 };
 use kd_models::{SmallCnn, SmallCnnConfig};
 use kd_trainer::{DistillModel, KdTrainer, LrSchedule, TrainOutcome, TrainingParams};
@@ -61,21 +61,6 @@ fn config() -> DistillationLossConfig {
     }
 }
 
-/// Per-sample tap shapes from one forward pass on zeros.
-fn shapes(net: &SmallCnn, names: &[String], device: &Device) -> TapShapes {
-    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (logits, features) = net
-        .valid()
-        .forward_with_taps(Tensor::<4>::zeros([1, 1, 8, 8], device), &wanted);
-    let mut out: TapShapes = names
-        .iter()
-        .zip(features)
-        .map(|(n, f)| (n.clone(), f.dims()[1..].to_vec()))
-        .collect();
-    out.push((LOGITS_TAP.into(), logits.dims()[1..].to_vec()));
-    out
-}
-
 fn run(
     dir: &Path,
     resume: bool,
@@ -86,8 +71,8 @@ fn run(
     let config = config();
     let loss = config
         .init(
-            &shapes(&student, &config.student_taps(), &device),
-            &shapes(&teacher, &config.teacher_taps(), &device),
+            &common::shapes(&student, &config.student_taps(), &device),
+            &common::shapes(&teacher, &config.teacher_taps(), &device),
             &device,
         )
         .unwrap();
@@ -147,8 +132,8 @@ fn composed_loss_trains_and_resumes_with_connectors_and_memory() {
         let config = config();
         config
             .init(
-                &shapes(&student, &config.student_taps(), &device),
-                &shapes(&teacher, &config.teacher_taps(), &device),
+                &common::shapes(&student, &config.student_taps(), &device),
+                &common::shapes(&teacher, &config.teacher_taps(), &device),
                 &device,
             )
             .unwrap()

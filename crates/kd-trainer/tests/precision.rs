@@ -102,17 +102,6 @@ fn bf16_beit_teacher_tracks_its_f32_self() {
     compare(teacher, &["blocks.1", "pre_logits"], &device);
 }
 
-fn nets(device: &Device) -> (SmallCnn, SmallCnn) {
-    device.seed(5);
-    let student = SmallCnnConfig::new(1, 3)
-        .with_widths([4, 4, 8])
-        .init(device);
-    let teacher = SmallCnnConfig::new(1, 3)
-        .with_widths([8, 8, 8])
-        .init(device);
-    (student, teacher.valid())
-}
-
 fn mixed_run(
     dir: &std::path::Path,
     resume: bool,
@@ -125,7 +114,7 @@ fn mixed_run(
     p.mixed_precision = true;
     p.resume = resume;
     p.stop_after_epochs = stop_after;
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 5);
     let loss = KdLogitsLossConfig::new().init().unwrap();
     KdTrainer::new(dir, &device)
         .train(
@@ -165,7 +154,7 @@ fn a_ready_module_refuses_precision_keys() {
     let _serial = common::serial();
     let device = Device::flex();
     let (train, valid) = common::loaders(12, 6, 3, 1);
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 5);
     let model = KdModel::new(student.train(), teacher, KdArchParams::default(), true).unwrap();
     let mut p = TrainingParams::new(1, LrSchedule::cosine(0.05));
     p.silent_mode = true;

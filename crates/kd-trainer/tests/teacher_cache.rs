@@ -11,21 +11,10 @@ use kd_core::{KdArchParams, KdModel, KdModule};
 use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, RandomHorizontalFlip, Transforms};
 use kd_losses::{
     AttentionTransferLossConfig, CrossEntropyLossConfig, DistillationLossConfig, DkdLossConfig,
-    KdLogitsLossConfig, LOGITS_TAP, MethodConfig, TapShapes, TermConfig,
+    KdLogitsLossConfig, MethodConfig, TermConfig,
 };
-use kd_models::{SmallCnn, SmallCnnConfig};
+use kd_models::SmallCnn;
 use kd_trainer::{DistillModel, KdTrainer, LrSchedule, TrainError, TrainOutcome, TrainingParams};
-
-fn nets(device: &Device) -> (SmallCnn, SmallCnn) {
-    device.seed(8);
-    let student = SmallCnnConfig::new(1, 3)
-        .with_widths([4, 4, 8])
-        .init(device);
-    let teacher = SmallCnnConfig::new(1, 3)
-        .with_widths([8, 8, 8])
-        .init(device);
-    (student, teacher.valid())
-}
 
 fn run(
     name: &str,
@@ -39,7 +28,7 @@ fn run(
     p.silent_mode = true;
     p.teacher_cache = cache;
     p.teacher_cache_verify = verify;
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 8);
     let loss = KdLogitsLossConfig::new().init().unwrap();
     let dir = common::run_dir("teacher-cache", name);
     let out = KdTrainer::new(&dir, &device).train(
@@ -131,7 +120,7 @@ fn random_augmentation_and_feature_losses_refuse_the_cache() {
 fn validation_batches_do_not_touch_the_cache() {
     let _serial = common::serial();
     let device = Device::flex();
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 8);
     let model = KdModel::new(student.train(), teacher, KdArchParams::default(), true)
         .unwrap()
         .with_teacher_cache(kd_core::TeacherCache::new(0.0).unwrap())
@@ -146,27 +135,11 @@ fn validation_batches_do_not_touch_the_cache() {
     let stats = model.teacher_cache().unwrap().stats();
     assert_eq!((stats.misses, stats.hits), (2, 2));
     // A teacher in training mode is not a function of its input.
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 8);
     let train_mode = KdModel::new(student.train(), teacher, KdArchParams::default(), false)
         .unwrap()
         .with_teacher_cache(kd_core::TeacherCache::new(0.0).unwrap());
     assert!(train_mode.is_err());
-}
-
-/// Per-sample tap shapes from one forward pass on zeros.
-fn shapes(net: &SmallCnn, names: &[String], device: &Device) -> TapShapes {
-    use kd_core::ImageClassifier;
-    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (logits, features) = net
-        .valid()
-        .forward_with_taps(Tensor::<4>::zeros([1, 1, 8, 8], device), &wanted);
-    let mut out: TapShapes = names
-        .iter()
-        .zip(features)
-        .map(|(n, f)| (n.clone(), f.dims()[1..].to_vec()))
-        .collect();
-    out.push((LOGITS_TAP.into(), logits.dims()[1..].to_vec()));
-    out
 }
 
 fn distill(
@@ -175,11 +148,11 @@ fn distill(
     cache: bool,
 ) -> Result<TrainOutcome<DistillModel<SmallCnn, SmallCnn>>, TrainError> {
     let device = Device::flex();
-    let (student, teacher) = nets(&device);
+    let (student, teacher) = common::small_pair(&device, 8);
     let loss = config
         .init(
-            &shapes(&student, &config.student_taps(), &device),
-            &shapes(&teacher, &config.teacher_taps(), &device),
+            &common::shapes(&student, &config.student_taps(), &device),
+            &common::shapes(&teacher, &config.teacher_taps(), &device),
             &device,
         )
         .unwrap();

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::prelude::*;
+use kd_core::ImageClassifier;
 use kd_data::{DataLoader, InMemoryDataset, LoaderConfig, Transforms};
+use kd_losses::{LOGITS_TAP, TapShapes};
+use kd_models::{SmallCnn, SmallCnnConfig};
 
 /// `Device::seed` is process-wide (the training loop also seeds every step): tests that train
 /// run one at a time.
@@ -79,4 +82,33 @@ pub fn floats<M: Module>(m: &M) -> Vec<f32> {
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// A small student (widths 4/4/8) and a frozen teacher (8/8/8) for 1×8×8 images of 3 classes,
+/// initialised from `seed`.
+pub fn small_pair(device: &Device, seed: u64) -> (SmallCnn, SmallCnn) {
+    device.seed(seed);
+    let student = SmallCnnConfig::new(1, 3)
+        .with_widths([4, 4, 8])
+        .init(device);
+    let teacher = SmallCnnConfig::new(1, 3)
+        .with_widths([8, 8, 8])
+        .init(device);
+    (student, teacher.valid())
+}
+
+/// Per-sample shapes of `net`'s taps `names` and its logits, from one forward pass on a
+/// 1×8×8 image of zeros.
+pub fn shapes(net: &SmallCnn, names: &[String], device: &Device) -> TapShapes {
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (logits, features) = net
+        .valid()
+        .forward_with_taps(Tensor::<4>::zeros([1, 1, 8, 8], device), &wanted);
+    let mut out: TapShapes = names
+        .iter()
+        .zip(features)
+        .map(|(n, f)| (n.clone(), f.dims()[1..].to_vec()))
+        .collect();
+    out.push((LOGITS_TAP.into(), logits.dims()[1..].to_vec()));
+    out
 }
