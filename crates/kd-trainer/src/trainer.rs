@@ -117,7 +117,16 @@ impl KdTrainer {
             (train, valid),
             &[],
         )?;
-        self.fit_module(model, params, criterion, train, valid)
+        fit(
+            "kd",
+            &self.run_dir,
+            &self.device,
+            model,
+            params,
+            criterion,
+            train,
+            valid,
+        )
     }
 
     /// Distils with a [`DistillationLoss`] (feature taps, trainable connectors, memory
@@ -230,21 +239,6 @@ impl KdTrainer {
                 "a ready KD module keeps the precision it was built with: cast its teacher with `KdModel::with_teacher_precision` (or `kd_core::cast_module` in a custom module) and leave this unset",
             ));
         }
-        self.fit_module(model, params, criterion, train, valid)
-    }
-
-    fn fit_module<K, L>(
-        &self,
-        model: K,
-        params: &TrainingParams,
-        criterion: &L,
-        train: &DataLoader,
-        valid: &DataLoader,
-    ) -> Result<TrainOutcome<K>, TrainError>
-    where
-        K: KdModule,
-        L: Criterion<KdOutput<K::StudentOutput, K::TeacherOutput>>,
-    {
         fit(
             "kd",
             &self.run_dir,
