@@ -1,0 +1,378 @@
+//! flex's training kernels (kd's burn-flex patch, `third_party/burn-flex/KD-PATCH.md`): the
+//! convolution weight gradient and training-mode BatchNorm, forward and backward, on odd shapes,
+//! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
+//! computations of the same formulas. They run through Burn's public API on
+//! `Device::flex().autodiff()`, the path a training step takes.
+
+use burn::prelude::*;
+use burn::tensor::module::{batch_norm_train, conv2d, conv2d_weight_backward};
+use burn::tensor::ops::ConvOptions;
+
+/// Deterministic values in [-1, 1) (a fixed LCG, so no test shares Burn's random stream).
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(values: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("a float32 tensor")
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * scale,
+            "{what}: element {i}: got {g}, want {w} (scale {scale})"
+        );
+    }
+}
+
+struct ConvCase {
+    batch: usize,
+    channels_in: usize,
+    channels_out: usize,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl ConvCase {
+    fn options(&self) -> ConvOptions<2> {
+        let mut options = ConvOptions::new(self.stride, [0, 0], self.dilation, self.groups);
+        options.padding = self.padding;
+        options
+    }
+
+    fn output_size(&self) -> [usize; 2] {
+        [0, 1].map(|d| {
+            let padded = self.size[d] + self.padding[d].0 + self.padding[d].1;
+            (padded - self.dilation[d] * (self.kernel[d] - 1) - 1) / self.stride[d] + 1
+        })
+    }
+
+    /// dW[co, ci, ki, kj] = Σ_{n, oh, ow} dY[n, co, oh, ow] · x[n, g·Ci_g + ci, oh·s + ki·d − p, ...].
+    fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f64> {
+        let [h, w] = self.size;
+        let [ho, wo] = self.output_size();
+        let ci_g = self.channels_in / self.groups;
+        let co_g = self.channels_out / self.groups;
+        let [kh, kw] = self.kernel;
+        let mut dw = vec![0f64; self.channels_out * ci_g * kh * kw];
+        for co in 0..self.channels_out {
+            let g = co / co_g;
+            for ci in 0..ci_g {
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        let mut sum = 0f64;
+                        for n in 0..self.batch {
+                            for oh in 0..ho {
+                                let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
+                                    - self.padding[0].0 as isize;
+                                if ih < 0 || ih >= h as isize {
+                                    continue;
+                                }
+                                for ow in 0..wo {
+                                    let iw = (ow * self.stride[1] + kj * self.dilation[1]) as isize
+                                        - self.padding[1].0 as isize;
+                                    if iw < 0 || iw >= w as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((n * self.channels_in + g * ci_g + ci) * h
+                                        + ih as usize)
+                                        * w
+                                        + iw as usize];
+                                    let gv = dy[((n * self.channels_out + co) * ho + oh) * wo + ow];
+                                    sum += f64::from(xv) * f64::from(gv);
+                                }
+                            }
+                        }
+                        dw[((co * ci_g + ci) * kh + ki) * kw + kj] = sum;
+                    }
+                }
+            }
+        }
+        dw
+    }
+}
+
+fn conv_cases() -> Vec<ConvCase> {
+    let case =
+        |batch, channels_in, channels_out, size, kernel, stride, padding, dilation, groups| {
+            ConvCase {
+                batch,
+                channels_in,
+                channels_out,
+                size,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+            }
+        };
+    vec![
+        // ResNet's 3×3, padding 1, at odd sizes and batch.
+        case(
+            3,
+            5,
+            7,
+            [9, 11],
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        // Strided, unpadded, rectangular kernel.
+        case(
+            2,
+            4,
+            6,
+            [10, 7],
+            [3, 2],
+            [2, 3],
+            [(0, 0), (0, 0)],
+            [1, 1],
+            1,
+        ),
+        // 1×1 downsample with stride 2.
+        case(5, 6, 3, [8, 8], [1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1], 1),
+        // Dilation and groups.
+        case(
+            2,
+            6,
+            9,
+            [12, 10],
+            [3, 3],
+            [1, 2],
+            [(2, 2), (1, 1)],
+            [2, 1],
+            3,
+        ),
+        // Asymmetric padding ("same" with an even kernel).
+        case(2, 3, 4, [7, 6], [2, 4], [1, 1], [(0, 1), (1, 2)], [1, 1], 1),
+        // A 7×7 stem with stride 2 and padding 3 on a larger input.
+        case(
+            4,
+            3,
+            8,
+            [23, 19],
+            [7, 7],
+            [2, 2],
+            [(3, 3), (3, 3)],
+            [1, 1],
+            1,
+        ),
+    ]
+}
+
+#[test]
+fn conv_weight_gradient_matches_the_direct_sum() {
+    let device = Device::flex();
+    let train_device = device.clone().autodiff();
+    for (i, case) in conv_cases().into_iter().enumerate() {
+        let what = format!("conv case {i}");
+        let [h, w] = case.size;
+        let [ho, wo] = case.output_size();
+        let [kh, kw] = case.kernel;
+        let x_shape = [case.batch, case.channels_in, h, w];
+        let w_shape = [case.channels_out, case.channels_in / case.groups, kh, kw];
+        let y_shape = [case.batch, case.channels_out, ho, wo];
+        let x = data(x_shape.iter().product(), 1 + i as u64);
+        let weight = data(w_shape.iter().product(), 100 + i as u64);
+        let dy = data(y_shape.iter().product(), 200 + i as u64);
+        let want = case.weight_grad(&x, &dy);
+
+        // The op itself.
+        let direct = conv2d_weight_backward(
+            tensor(&x, x_shape, &device),
+            tensor(&weight, w_shape, &device),
+            tensor(&dy, y_shape, &device),
+            case.options(),
+        );
+        assert_eq!(direct.dims(), w_shape, "{what}: shape");
+        assert_close(&values(direct), &want, &format!("{what}: direct"));
+
+        // Through autodiff: loss = Σ conv(x, W) · dY, so ∂loss/∂W is the same sum.
+        let weight_param = tensor(&weight, w_shape, &train_device).require_grad();
+        let out = conv2d(
+            tensor(&x, x_shape, &train_device),
+            weight_param.clone(),
+            None,
+            case.options(),
+        );
+        assert_eq!(out.dims(), y_shape, "{what}: output shape");
+        let grads = (out * tensor(&dy, y_shape, &train_device)).sum().backward();
+        let grad = weight_param
+            .grad(&grads)
+            .expect("the weight receives a gradient");
+        assert_close(&values(grad), &want, &format!("{what}: autodiff"));
+    }
+}
+
+/// Training-mode BatchNorm in f64: output, mean, biased variance, and for loss = Σ out · r the
+/// gradients of x, γ and β.
+struct BatchNormReference {
+    output: Vec<f64>,
+    mean: Vec<f64>,
+    variance: Vec<f64>,
+    x_grad: Vec<f64>,
+    gamma_grad: Vec<f64>,
+    beta_grad: Vec<f64>,
+}
+
+fn batch_norm_reference(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    r: &[f32],
+    [batch, channels, plane]: [usize; 3],
+    eps: f64,
+) -> BatchNormReference {
+    let count = (batch * plane) as f64;
+    let at = |n: usize, c: usize, p: usize| (n * channels + c) * plane + p;
+    let mut reference = BatchNormReference {
+        output: vec![0.0; x.len()],
+        mean: vec![0.0; channels],
+        variance: vec![0.0; channels],
+        x_grad: vec![0.0; x.len()],
+        gamma_grad: vec![0.0; channels],
+        beta_grad: vec![0.0; channels],
+    };
+    for c in 0..channels {
+        let indices: Vec<usize> = (0..batch)
+            .flat_map(|n| (0..plane).map(move |p| at(n, c, p)))
+            .collect();
+        let mean = indices.iter().map(|&i| f64::from(x[i])).sum::<f64>() / count;
+        let variance = indices
+            .iter()
+            .map(|&i| (f64::from(x[i]) - mean).powi(2))
+            .sum::<f64>()
+            / count;
+        let inv_std = 1.0 / (variance + eps).sqrt();
+        let g = f64::from(gamma[c]);
+        let xhat = |i: usize| (f64::from(x[i]) - mean) * inv_std;
+        let sum_r: f64 = indices.iter().map(|&i| f64::from(r[i])).sum();
+        let sum_r_xhat: f64 = indices.iter().map(|&i| f64::from(r[i]) * xhat(i)).sum();
+        for &i in &indices {
+            reference.output[i] = xhat(i) * g + f64::from(beta[c]);
+            reference.x_grad[i] =
+                g * inv_std * (f64::from(r[i]) - sum_r / count - xhat(i) * sum_r_xhat / count);
+        }
+        reference.mean[c] = mean;
+        reference.variance[c] = variance;
+        reference.gamma_grad[c] = sum_r_xhat;
+        reference.beta_grad[c] = sum_r;
+    }
+    reference
+}
+
+#[test]
+fn batch_norm_training_matches_the_direct_formulas() {
+    let train_device = Device::flex().autodiff();
+    let eps = 1e-5;
+    // NCHW with odd sizes, a rank-3 [N, C, L] input, and a 1×1 plane.
+    let shapes: [&[usize]; 3] = [&[3, 5, 7, 9], &[4, 6, 11], &[8, 3, 1, 1]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let what = format!("batch norm {shape:?}");
+        let (batch, channels) = (shape[0], shape[1]);
+        let len: usize = shape.iter().product();
+        let plane = len / (batch * channels);
+        // An offset keeps the mean away from zero, as real activations have.
+        let x: Vec<f32> = data(len, 10 + i as u64)
+            .iter()
+            .map(|v| 3.0 * v + 0.7)
+            .collect();
+        let gamma = data(channels, 20 + i as u64);
+        let beta = data(channels, 30 + i as u64);
+        let r = data(len, 40 + i as u64);
+        let want = batch_norm_reference(&x, &gamma, &beta, &r, [batch, channels, plane], eps);
+
+        let run = |x_t: Tensor<4>, r_t: Tensor<4>| {
+            let gamma_t = tensor(&gamma, [channels], &train_device).require_grad();
+            let beta_t = tensor(&beta, [channels], &train_device).require_grad();
+            let x_t = x_t.require_grad();
+            let out = batch_norm_train(x_t.clone(), gamma_t.clone(), beta_t.clone(), eps);
+            let output = values(out.output.clone());
+            let (mean, variance) = (values(out.mean), values(out.variance));
+            let grads = (out.output * r_t).sum().backward();
+            let grad = |t: &Tensor<1>| values(t.grad(&grads).expect("a gradient"));
+            let x_grad = values(x_t.grad(&grads).expect("x receives a gradient"));
+            (
+                output,
+                mean,
+                variance,
+                x_grad,
+                grad(&gamma_t),
+                grad(&beta_t),
+            )
+        };
+        let dims4 = match shape.len() {
+            4 => [shape[0], shape[1], shape[2], shape[3]],
+            _ => [shape[0], shape[1], shape[2], 1],
+        };
+        let (output, mean, variance, x_grad, gamma_grad, beta_grad) = run(
+            tensor(&x, dims4, &train_device),
+            tensor(&r, dims4, &train_device),
+        );
+        assert_close(&output, &want.output, &format!("{what}: output"));
+        assert_close(&mean, &want.mean, &format!("{what}: mean"));
+        assert_close(&variance, &want.variance, &format!("{what}: variance"));
+        assert_close(&x_grad, &want.x_grad, &format!("{what}: x gradient"));
+        assert_close(
+            &gamma_grad,
+            &want.gamma_grad,
+            &format!("{what}: gamma gradient"),
+        );
+        assert_close(
+            &beta_grad,
+            &want.beta_grad,
+            &format!("{what}: beta gradient"),
+        );
+    }
+}
+
+#[test]
+fn batch_norm_reads_non_contiguous_inputs() {
+    // A permuted view (as after a swap_dims) must give the values of its contiguous copy.
+    let train_device = Device::flex().autodiff();
+    let x = data(2 * 3 * 4 * 5, 7);
+    let base = tensor(&x, [2, 4, 3, 5], &train_device);
+    let view = base.clone().swap_dims(1, 2);
+    let copy = tensor(
+        &values(view.clone())
+            .iter()
+            .map(|&v| v as f32)
+            .collect::<Vec<_>>(),
+        [2, 3, 4, 5],
+        &train_device,
+    );
+    let gamma = tensor(&data(3, 8), [3], &train_device);
+    let beta = tensor(&data(3, 9), [3], &train_device);
+    let a = batch_norm_train(view, gamma.clone(), beta.clone(), 1e-5);
+    let b = batch_norm_train(copy, gamma, beta, 1e-5);
+    assert_close(&values(a.output), &values(b.output), "permuted input");
+}

@@ -1,0 +1,426 @@
+//! Training kernels that replace Burn's generic `ModuleOps` defaults on flex (kd patch).
+//!
+//! Burn's defaults for the convolution weight gradient and for training-mode BatchNorm swap the
+//! batch and channel axes and make the result contiguous, which on flex is a transposing copy of
+//! every activation, several times per layer and step. These kernels read the NCHW layout as it
+//! is:
+//!
+//! - `conv2d_weight_backward`: per image, im2col of the input, then
+//!   `dW[Co, Ci·kh·kw] += dY_b[Co, Ho·Wo] · col_bᵀ` through `gemm` with a column-major right-hand
+//!   side (no transpose copy), images split over rayon threads with one partial sum per thread.
+//! - `batch_norm_train` and its backward: per-channel sums over the channel's planes, then one
+//!   pass over the planes that writes the output, both parallel and free of copies.
+//!
+//! f32 and f64 run natively; f16 and bf16 go through f32, as flex's convolutions do.
+
+use crate::{FlexTensor, Layout};
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::{DType, Element, TensorMetadata, ops::ConvOptions};
+use burn_std::{Bytes, Shape};
+use bytemuck::Pod;
+use num_traits::Float;
+use rayon::prelude::*;
+
+use super::module::{cast_from_f32, cast_to_f32};
+
+/// The scalar types the kernels compute in.
+pub(crate) trait KernelFloat: Float + Pod + Element + Send + Sync + core::iter::Sum + 'static {}
+impl KernelFloat for f32 {}
+impl KernelFloat for f64 {}
+
+fn contiguous_vec<T: KernelFloat>(tensor: &FlexTensor) -> Vec<T> {
+    let tensor = tensor.to_contiguous();
+    tensor.storage::<T>().to_vec()
+}
+
+fn tensor_from<T: KernelFloat>(data: Vec<T>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), T::dtype())
+}
+
+/// Runs `f` in f32 for half-precision tensors and casts the results back.
+fn through_f32(tensors: Vec<FlexTensor>, f: impl FnOnce(Vec<FlexTensor>) -> Vec<FlexTensor>) -> Vec<FlexTensor> {
+    let dtype = tensors[0].dtype();
+    let up = |t: FlexTensor| match dtype {
+        DType::F16 => cast_to_f32::<half::f16>(t, half::f16::to_f32),
+        DType::BF16 => cast_to_f32::<half::bf16>(t, half::bf16::to_f32),
+        _ => t,
+    };
+    let down = |t: FlexTensor| match dtype {
+        DType::F16 => cast_from_f32::<half::f16>(t, half::f16::from_f32),
+        DType::BF16 => cast_from_f32::<half::bf16>(t, half::bf16::from_f32),
+        _ => t,
+    };
+    f(tensors.into_iter().map(up).collect()).into_iter().map(down).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution weight gradient.
+
+/// Gradient of a 2-D convolution with respect to its weight. `x` must already carry symmetric
+/// padding (the caller pads asymmetric inputs first).
+pub(crate) fn conv2d_weight_backward(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    weight_shape: Shape,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    match x.dtype() {
+        DType::F32 => conv2d_weight_backward_typed::<f32>(&x, &output_grad, weight_shape, options),
+        DType::F64 => conv2d_weight_backward_typed::<f64>(&x, &output_grad, weight_shape, options),
+        DType::F16 | DType::BF16 => through_f32(vec![x, output_grad], |t| {
+            vec![conv2d_weight_backward_typed::<f32>(&t[0], &t[1], weight_shape, options)]
+        })
+        .remove(0),
+        dtype => panic!("conv2d_weight_backward: unsupported dtype {dtype:?}"),
+    }
+}
+
+fn conv2d_weight_backward_typed<T: KernelFloat>(
+    x: &FlexTensor,
+    output_grad: &FlexTensor,
+    weight_shape: Shape,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let [batch, channels_in, height, width] = x.shape().dims();
+    let [_, channels_out, height_out, width_out] = output_grad.shape().dims();
+    let [_, channels_in_group, kernel_h, kernel_w] = weight_shape.dims();
+    let groups = options.groups;
+    let channels_out_group = channels_out / groups;
+    debug_assert_eq!(channels_in_group * groups, channels_in);
+
+    let x = contiguous_vec::<T>(x);
+    let dy = contiguous_vec::<T>(output_grad);
+    let spatial_out = height_out * width_out;
+    let patch = channels_in_group * kernel_h * kernel_w;
+    let weight_len = channels_out * patch;
+    let geometry = Im2col {
+        height,
+        width,
+        height_out,
+        width_out,
+        kernel_h,
+        kernel_w,
+        stride: options.stride,
+        padding: options.padding_begin(),
+        dilation: options.dilation,
+    };
+
+    // One partial gradient per thread: the images are split into at most that many chunks.
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = batch.div_ceil(threads).max(1);
+    let partials: Vec<Vec<T>> = (0..batch)
+        .collect::<Vec<_>>()
+        .par_chunks(chunk)
+        .map(|images| {
+            let mut dw = vec![T::zero(); weight_len];
+            let mut col = vec![T::zero(); patch * spatial_out];
+            for &b in images {
+                for g in 0..groups {
+                    let x_group = &x[(b * channels_in + g * channels_in_group) * height * width..]
+                        [..channels_in_group * height * width];
+                    geometry.fill(x_group, channels_in_group, &mut col);
+                    let dy_group = &dy[(b * channels_out + g * channels_out_group) * spatial_out..]
+                        [..channels_out_group * spatial_out];
+                    let dw_group = &mut dw[g * channels_out_group * patch..]
+                        [..channels_out_group * patch];
+                    // dW_g[Co_g, patch] += dY_g[Co_g, L] · colᵀ[L, patch]; col is [patch, L]
+                    // row-major, read as a column-major right-hand side.
+                    // SAFETY: the three slices hold exactly the extents the strides address:
+                    // dst Co_g × patch (row stride patch), lhs Co_g × L (row stride L), rhs
+                    // L × patch with element (p, j) at j·L + p.
+                    unsafe {
+                        gemm::gemm(
+                            channels_out_group,
+                            patch,
+                            spatial_out,
+                            dw_group.as_mut_ptr(),
+                            1,
+                            patch as isize,
+                            true,
+                            dy_group.as_ptr(),
+                            1,
+                            spatial_out as isize,
+                            col.as_ptr(),
+                            spatial_out as isize,
+                            1,
+                            T::one(),
+                            T::one(),
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+
+    let mut dw = vec![T::zero(); weight_len];
+    for partial in &partials {
+        for (acc, value) in dw.iter_mut().zip(partial) {
+            *acc = *acc + *value;
+        }
+    }
+    tensor_from(dw, weight_shape)
+}
+
+/// Geometry of one image's im2col.
+struct Im2col {
+    height: usize,
+    width: usize,
+    height_out: usize,
+    width_out: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Im2col {
+    /// Writes `col[(c, ki, kj), (oh, ow)] = x[c, oh·s + ki·d − p, ow·s + kj·d − p]` (zero outside).
+    fn fill<T: KernelFloat>(&self, x: &[T], channels: usize, col: &mut [T]) {
+        let spatial_out = self.height_out * self.width_out;
+        let mut row = 0;
+        for c in 0..channels {
+            let plane = &x[c * self.height * self.width..][..self.height * self.width];
+            for ki in 0..self.kernel_h {
+                for kj in 0..self.kernel_w {
+                    let dst = &mut col[row * spatial_out..][..spatial_out];
+                    row += 1;
+                    for oh in 0..self.height_out {
+                        let out_row = &mut dst[oh * self.width_out..][..self.width_out];
+                        let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
+                            - self.padding[0] as isize;
+                        if ih < 0 || ih >= self.height as isize {
+                            out_row.fill(T::zero());
+                            continue;
+                        }
+                        let src = &plane[ih as usize * self.width..][..self.width];
+                        let offset = (kj * self.dilation[1]) as isize - self.padding[1] as isize;
+                        if self.stride[1] == 1 {
+                            // Contiguous run: zeros left of the input, a copy, zeros right of it.
+                            let first = (-offset).clamp(0, self.width_out as isize) as usize;
+                            let last = (self.width as isize - offset)
+                                .clamp(first as isize, self.width_out as isize)
+                                as usize;
+                            out_row[..first].fill(T::zero());
+                            let start = (first as isize + offset) as usize;
+                            out_row[first..last].copy_from_slice(&src[start..start + last - first]);
+                            out_row[last..].fill(T::zero());
+                        } else {
+                            for (ow, value) in out_row.iter_mut().enumerate() {
+                                let iw = (ow * self.stride[1]) as isize + offset;
+                                *value = if iw < 0 || iw >= self.width as isize {
+                                    T::zero()
+                                } else {
+                                    src[iw as usize]
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training-mode BatchNorm.
+
+/// Output, batch mean and biased batch variance of training-mode BatchNorm over `[N, C, ...]`.
+pub(crate) fn batch_norm_train(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    match x.dtype() {
+        DType::F32 => batch_norm_train_typed::<f32>(&x, &gamma, &beta, epsilon),
+        DType::F64 => batch_norm_train_typed::<f64>(&x, &gamma, &beta, epsilon),
+        DType::F16 | DType::BF16 => {
+            let mut out = through_f32(vec![x, gamma, beta], |t| {
+                let (o, m, v) = batch_norm_train_typed::<f32>(&t[0], &t[1], &t[2], epsilon);
+                vec![o, m, v]
+            });
+            let v = out.pop().unwrap();
+            let m = out.pop().unwrap();
+            (out.pop().unwrap(), m, v)
+        }
+        dtype => panic!("batch_norm_train: unsupported dtype {dtype:?}"),
+    }
+}
+
+/// `(batch, channels, plane)` of an `[N, C, ...]` shape.
+fn bn_dims(shape: &Shape) -> (usize, usize, usize) {
+    let batch = shape[0];
+    let channels = shape[1];
+    let plane = shape.num_elements() / (batch * channels).max(1);
+    (batch, channels, plane)
+}
+
+/// Per-channel means of `[N, C, plane]` data.
+fn channel_means<T: KernelFloat>(x: &[T], batch: usize, channels: usize, plane: usize) -> Vec<T> {
+    let count = T::from(batch * plane).unwrap();
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let sum: T = (0..batch)
+                .map(|n| x[(n * channels + c) * plane..][..plane].iter().copied().sum::<T>())
+                .sum();
+            sum / count
+        })
+        .collect()
+}
+
+fn batch_norm_train_typed<T: KernelFloat>(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let shape = x.shape();
+    let (batch, channels, plane) = bn_dims(&shape);
+    let x = contiguous_vec::<T>(x);
+    let gamma = contiguous_vec::<T>(gamma);
+    let beta = contiguous_vec::<T>(beta);
+    let count = T::from(batch * plane).unwrap();
+
+    let mean = channel_means(&x, batch, channels, plane);
+    // Two passes (mean, then squared deviations), as Burn's default computes the variance.
+    let variance: Vec<T> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = mean[c];
+            let sum: T = (0..batch)
+                .map(|n| {
+                    x[(n * channels + c) * plane..][..plane]
+                        .iter()
+                        .map(|&v| (v - m) * (v - m))
+                        .sum::<T>()
+                })
+                .sum();
+            sum / count
+        })
+        .collect();
+    let eps = T::from(epsilon).unwrap();
+    let scale: Vec<T> = (0..channels)
+        .map(|c| gamma[c] / (variance[c] + eps).sqrt())
+        .collect();
+
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(plane.max(1))
+        .zip(x.par_chunks(plane.max(1)))
+        .enumerate()
+        .for_each(|(p, (out, x))| {
+            let c = p % channels;
+            let (m, s, b) = (mean[c], scale[c], beta[c]);
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = (v - m) * s + b;
+            }
+        });
+
+    (
+        tensor_from(out, shape),
+        tensor_from(mean, Shape::new([channels])),
+        tensor_from(variance, Shape::new([channels])),
+    )
+}
+
+/// Gradients of training-mode BatchNorm: `(x_grad, gamma_grad, beta_grad)`.
+pub(crate) fn batch_norm_train_backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+    output_grad: FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    match x.dtype() {
+        DType::F32 => {
+            batch_norm_backward_typed::<f32>(&x, &gamma, &mean, &variance, epsilon, &output_grad)
+        }
+        DType::F64 => {
+            batch_norm_backward_typed::<f64>(&x, &gamma, &mean, &variance, epsilon, &output_grad)
+        }
+        DType::F16 | DType::BF16 => {
+            let mut out = through_f32(vec![x, gamma, mean, variance, output_grad], |t| {
+                let (dx, dg, db) =
+                    batch_norm_backward_typed::<f32>(&t[0], &t[1], &t[2], &t[3], epsilon, &t[4]);
+                vec![dx, dg, db]
+            });
+            let db = out.pop().unwrap();
+            let dg = out.pop().unwrap();
+            (out.pop().unwrap(), dg, db)
+        }
+        dtype => panic!("batch_norm_train_backward: unsupported dtype {dtype:?}"),
+    }
+}
+
+fn batch_norm_backward_typed<T: KernelFloat>(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    mean: &FlexTensor,
+    variance: &FlexTensor,
+    epsilon: f64,
+    output_grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let shape = x.shape();
+    let (batch, channels, plane) = bn_dims(&shape);
+    let x = contiguous_vec::<T>(x);
+    let dy = contiguous_vec::<T>(output_grad);
+    let gamma = contiguous_vec::<T>(gamma);
+    let mean = contiguous_vec::<T>(mean);
+    let variance = contiguous_vec::<T>(variance);
+    let eps = T::from(epsilon).unwrap();
+    let count = T::from(batch * plane).unwrap();
+    let inv_std: Vec<T> = variance.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
+
+    // Σ dy and Σ dy·x̂ per channel.
+    let sums: Vec<(T, T)> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let (m, s) = (mean[c], inv_std[c]);
+            let mut sum_dy = T::zero();
+            let mut sum_dy_xhat = T::zero();
+            for n in 0..batch {
+                let offset = (n * channels + c) * plane;
+                let (mut a, mut b) = (T::zero(), T::zero());
+                for (&g, &v) in dy[offset..][..plane].iter().zip(&x[offset..][..plane]) {
+                    a = a + g;
+                    b = b + g * (v - m) * s;
+                }
+                sum_dy = sum_dy + a;
+                sum_dy_xhat = sum_dy_xhat + b;
+            }
+            (sum_dy, sum_dy_xhat)
+        })
+        .collect();
+
+    // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)).
+    let mut dx = vec![T::zero(); x.len()];
+    dx.par_chunks_mut(plane.max(1))
+        .zip(x.par_chunks(plane.max(1)).zip(dy.par_chunks(plane.max(1))))
+        .enumerate()
+        .for_each(|(p, (dx, (x, dy)))| {
+            let c = p % channels;
+            let (m, s) = (mean[c], inv_std[c]);
+            let mean_dy = sums[c].0 / count;
+            let mean_dy_xhat = sums[c].1 / count;
+            let scale = gamma[c] * s;
+            for ((out, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *out = scale * (g - mean_dy - (v - m) * s * mean_dy_xhat);
+            }
+        });
+
+    let gamma_grad = sums.iter().map(|s| s.1).collect();
+    let beta_grad = sums.iter().map(|s| s.0).collect();
+    (
+        tensor_from(dx, shape),
+        tensor_from(gamma_grad, Shape::new([channels])),
+        tensor_from(beta_grad, Shape::new([channels])),
+    )
+}
