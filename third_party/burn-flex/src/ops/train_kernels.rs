@@ -25,7 +25,10 @@ use rayon::prelude::*;
 use super::module::{cast_from_f32, cast_to_f32};
 
 /// The scalar types the kernels compute in.
-pub(crate) trait KernelFloat: Float + Pod + Element + Send + Sync + core::iter::Sum + 'static {}
+pub(crate) trait KernelFloat:
+    Float + Pod + Element + Send + Sync + core::iter::Sum + 'static
+{
+}
 impl KernelFloat for f32 {}
 impl KernelFloat for f64 {}
 
@@ -35,11 +38,18 @@ fn contiguous_vec<T: KernelFloat>(tensor: &FlexTensor) -> Vec<T> {
 }
 
 fn tensor_from<T: KernelFloat>(data: Vec<T>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), T::dtype())
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape),
+        T::dtype(),
+    )
 }
 
 /// Runs `f` in f32 for half-precision tensors and casts the results back.
-fn through_f32(tensors: Vec<FlexTensor>, f: impl FnOnce(Vec<FlexTensor>) -> Vec<FlexTensor>) -> Vec<FlexTensor> {
+fn through_f32(
+    tensors: Vec<FlexTensor>,
+    f: impl FnOnce(Vec<FlexTensor>) -> Vec<FlexTensor>,
+) -> Vec<FlexTensor> {
     let dtype = tensors[0].dtype();
     let up = |t: FlexTensor| match dtype {
         DType::F16 => cast_to_f32::<half::f16>(t, half::f16::to_f32),
@@ -51,7 +61,10 @@ fn through_f32(tensors: Vec<FlexTensor>, f: impl FnOnce(Vec<FlexTensor>) -> Vec<
         DType::BF16 => cast_from_f32::<half::bf16>(t, half::bf16::from_f32),
         _ => t,
     };
-    f(tensors.into_iter().map(up).collect()).into_iter().map(down).collect()
+    f(tensors.into_iter().map(up).collect())
+        .into_iter()
+        .map(down)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,7 +82,12 @@ pub(crate) fn conv2d_weight_backward(
         DType::F32 => conv2d_weight_backward_typed::<f32>(&x, &output_grad, weight_shape, options),
         DType::F64 => conv2d_weight_backward_typed::<f64>(&x, &output_grad, weight_shape, options),
         DType::F16 | DType::BF16 => through_f32(vec![x, output_grad], |t| {
-            vec![conv2d_weight_backward_typed::<f32>(&t[0], &t[1], weight_shape, options)]
+            vec![conv2d_weight_backward_typed::<f32>(
+                &t[0],
+                &t[1],
+                weight_shape,
+                options,
+            )]
         })
         .remove(0),
         dtype => panic!("conv2d_weight_backward: unsupported dtype {dtype:?}"),
@@ -122,8 +140,8 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
                     geometry.fill(x_group, channels_in_group, &mut col);
                     let dy_group = &dy[(b * channels_out + g * channels_out_group) * spatial_out..]
                         [..channels_out_group * spatial_out];
-                    let dw_group = &mut dw[g * channels_out_group * patch..]
-                        [..channels_out_group * patch];
+                    let dw_group =
+                        &mut dw[g * channels_out_group * patch..][..channels_out_group * patch];
                     // dW_g[Co_g, patch] += dY_g[Co_g, L] · colᵀ[L, patch]; col is [patch, L]
                     // row-major, read as a column-major right-hand side.
                     // SAFETY: the three slices hold exactly the extents the strides address:
@@ -269,7 +287,12 @@ fn channel_means<T: KernelFloat>(x: &[T], batch: usize, channels: usize, plane: 
         .into_par_iter()
         .map(|c| {
             let sum: T = (0..batch)
-                .map(|n| x[(n * channels + c) * plane..][..plane].iter().copied().sum::<T>())
+                .map(|n| {
+                    x[(n * channels + c) * plane..][..plane]
+                        .iter()
+                        .copied()
+                        .sum::<T>()
+                })
                 .sum();
             sum / count
         })
@@ -377,7 +400,10 @@ fn batch_norm_backward_typed<T: KernelFloat>(
     let variance = contiguous_vec::<T>(variance);
     let eps = T::from(epsilon).unwrap();
     let count = T::from(batch * plane).unwrap();
-    let inv_std: Vec<T> = variance.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
+    let inv_std: Vec<T> = variance
+        .iter()
+        .map(|&v| T::one() / (v + eps).sqrt())
+        .collect();
 
     // Σ dy and Σ dy·x̂ per channel.
     let sums: Vec<(T, T)> = (0..channels)
