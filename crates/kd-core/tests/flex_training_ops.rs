@@ -1,5 +1,6 @@
-//! flex's training kernels (kd's burn-flex patch, `third_party/burn-flex/KD-PATCH.md`): the
-//! convolution weight gradient and training-mode BatchNorm, forward and backward, on odd shapes,
+//! flex's kernels from kd's burn-flex patch (`third_party/burn-flex/KD-PATCH.md`): the
+//! convolution forward pass (tiles spanning several images), the convolution weight gradient and
+//! training-mode BatchNorm, forward and backward, on odd shapes,
 //! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
 //! computations of the same formulas. They run through Burn's public API on
 //! `Device::flex().autodiff()`, the path a training step takes.
@@ -71,6 +72,50 @@ impl ConvCase {
             let padded = self.size[d] + self.padding[d].0 + self.padding[d].1;
             (padded - self.dilation[d] * (self.kernel[d] - 1) - 1) / self.stride[d] + 1
         })
+    }
+
+    /// y[n, co, oh, ow] = Σ_{ci, ki, kj} W[co, ci, ki, kj] · x[n, g·Ci_g + ci, oh·s + ki·d − p, ...].
+    fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f64> {
+        let [h, w] = self.size;
+        let [ho, wo] = self.output_size();
+        let ci_g = self.channels_in / self.groups;
+        let co_g = self.channels_out / self.groups;
+        let [kh, kw] = self.kernel;
+        let mut y = vec![0f64; self.batch * self.channels_out * ho * wo];
+        for n in 0..self.batch {
+            for co in 0..self.channels_out {
+                let g = co / co_g;
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut sum = 0f64;
+                        for ci in 0..ci_g {
+                            for ki in 0..kh {
+                                let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
+                                    - self.padding[0].0 as isize;
+                                if ih < 0 || ih >= h as isize {
+                                    continue;
+                                }
+                                for kj in 0..kw {
+                                    let iw = (ow * self.stride[1] + kj * self.dilation[1]) as isize
+                                        - self.padding[1].0 as isize;
+                                    if iw < 0 || iw >= w as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((n * self.channels_in + g * ci_g + ci) * h
+                                        + ih as usize)
+                                        * w
+                                        + iw as usize];
+                                    let wv = weight[((co * ci_g + ci) * kh + ki) * kw + kj];
+                                    sum += f64::from(xv) * f64::from(wv);
+                                }
+                            }
+                        }
+                        y[((n * self.channels_out + co) * ho + oh) * wo + ow] = sum;
+                    }
+                }
+            }
+        }
+        y
     }
 
     /// dW[co, ci, ki, kj] = Σ_{n, oh, ow} dY[n, co, oh, ow] · x[n, g·Ci_g + ci, oh·s + ki·d − p, ...].
@@ -186,11 +231,49 @@ fn conv_cases() -> Vec<ConvCase> {
             [1, 1],
             1,
         ),
+        // A deep layer's 4×4 map over many images: forward tiles of 512 pixels span 32 images
+        // and the last tile is partial.
+        case(
+            37,
+            8,
+            5,
+            [4, 4],
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        // 529 output pixels per image (more than 4 input channels, so the general path): tiles
+        // cross image boundaries at odd offsets.
+        case(
+            3,
+            5,
+            4,
+            [23, 23],
+            [3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            1,
+        ),
+        // Groups, with images spanning tiles.
+        case(
+            40,
+            4,
+            6,
+            [5, 3],
+            [3, 1],
+            [1, 1],
+            [(1, 1), (0, 0)],
+            [1, 1],
+            2,
+        ),
     ]
 }
 
 #[test]
-fn conv_weight_gradient_matches_the_direct_sum() {
+fn conv_forward_and_weight_gradient_match_the_direct_sums() {
     let device = Device::flex();
     let train_device = device.clone().autodiff();
     for (i, case) in conv_cases().into_iter().enumerate() {
@@ -205,6 +288,19 @@ fn conv_weight_gradient_matches_the_direct_sum() {
         let weight = data(w_shape.iter().product(), 100 + i as u64);
         let dy = data(y_shape.iter().product(), 200 + i as u64);
         let want = case.weight_grad(&x, &dy);
+
+        // The forward pass on the plain device.
+        let y = conv2d(
+            tensor(&x, x_shape, &device),
+            tensor(&weight, w_shape, &device),
+            None,
+            case.options(),
+        );
+        assert_close(
+            &values(y),
+            &case.forward(&x, &weight),
+            &format!("{what}: forward"),
+        );
 
         // The op itself.
         let direct = conv2d_weight_backward(

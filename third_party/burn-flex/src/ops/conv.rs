@@ -294,6 +294,7 @@ fn conv3d_impl<
     // Tile size for processing output pixels. Larger = better GEMM utilization,
     // smaller = more parallelism and better cache usage. 512 is a good balance.
     const TILE_SIZE: usize = 512;
+    #[cfg(not(feature = "rayon"))]
     let num_tiles = spatial_out.div_ceil(TILE_SIZE);
 
     // Flatten kernel [c_out, c_in, kd, kh, kw] -> [c_out, kd, kh, kw, c_in]
@@ -326,7 +327,9 @@ fn conv3d_impl<
         1,
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
+    // kd patch: one image per rayon task (the conversion was serial).
+    let image_len = in_d * in_h * in_w * channels_in;
+    let convert = |b: usize, image: &mut [T]| {
         for d in 0..in_d {
             for h in 0..in_h {
                 for w in 0..in_w {
@@ -336,16 +339,27 @@ fn conv3d_impl<
                             + d * in_h * in_w
                             + h * in_w
                             + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
+                        let dst_idx = d * nhwc_stride.1 + h * nhwc_stride.2 + w * nhwc_stride.3 + c;
+                        image[dst_idx] = x_data[src_idx];
                     }
                 }
             }
         }
+    };
+    if image_len > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            x_nhwc
+                .par_chunks_mut(image_len)
+                .enumerate()
+                .for_each(|(b, image)| convert(b, image));
+        }
+        #[cfg(not(feature = "rayon"))]
+        x_nhwc
+            .chunks_mut(image_len)
+            .enumerate()
+            .for_each(|(b, image)| convert(b, image));
     }
 
     // Use tiled parallel execution
@@ -357,26 +371,33 @@ fn conv3d_impl<
             let mut dst = vec![zero; batch_size * channels_out * spatial_out];
             let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
 
-            // Process batches and tiles in parallel (nested parallelism)
-            (0..batch_size).into_par_iter().for_each(|b| {
-                (0..num_tiles).into_par_iter().for_each(|tile_idx| {
-                    let tile_start = tile_idx * TILE_SIZE;
-                    let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
-                    let tile_size = tile_end - tile_start;
+            // kd patch: tiles run over (image, output pixel) pairs, so a layer with a small
+            // output (a 4×4 map gives 16 pixels per image) still multiplies TILE_SIZE columns
+            // per GEMM instead of one image's few.
+            let total = batch_size * spatial_out;
+            let num_global_tiles = total.div_ceil(TILE_SIZE);
+            (0..num_global_tiles).into_par_iter().for_each(|tile_idx| {
+                let tile_start = tile_idx * TILE_SIZE;
+                let tile_end = (tile_start + TILE_SIZE).min(total);
+                let tile_size = tile_end - tile_start;
 
-                    // Process each group separately
-                    for g in 0..groups {
-                        let in_c_start = g * channels_per_group;
-                        let out_c_start = g * out_channels_per_group;
+                for g in 0..groups {
+                    let in_c_start = g * channels_per_group;
+                    let out_c_start = g * out_channels_per_group;
 
-                        // Build im2col for this tile and group
-                        let mut col_tile = vec![zero; col_len * tile_size];
-
+                    let mut col_tile = vec![zero; col_len * tile_size];
+                    // One im2col call per image the tile covers.
+                    let mut pos = tile_start;
+                    while pos < tile_end {
+                        let b = pos / spatial_out;
+                        let pixel_start = pos % spatial_out;
+                        let pixel_end = spatial_out.min(pixel_start + (tile_end - pos));
+                        let row = pos - tile_start;
                         im2col_3d_tile(
-                            &mut col_tile,
+                            &mut col_tile[row * col_len..],
                             &x_nhwc,
-                            tile_start,
-                            tile_end,
+                            pixel_start,
+                            pixel_end,
                             out_h,
                             out_w,
                             kernel_d,
@@ -400,38 +421,45 @@ fn conv3d_impl<
                             in_c_start,
                             nhwc_stride,
                         );
+                        pos += pixel_end - pixel_start;
+                    }
 
-                        // Get weight slice for this group
-                        let w_start = out_c_start * col_len;
-                        let w_end = w_start + out_channels_per_group * col_len;
-                        let w_group = &w_flat[w_start..w_end];
+                    let w_start = out_c_start * col_len;
+                    let w_end = w_start + out_channels_per_group * col_len;
+                    let w_group = &w_flat[w_start..w_end];
 
-                        // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
+                    // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
+                    let result = gemm_fn(
+                        w_group,
+                        &col_tile,
+                        out_channels_per_group,
+                        col_len,
+                        tile_size,
+                    );
 
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
+                    // Each output channel's run of pixels within one image is contiguous.
+                    let mut pos = tile_start;
+                    while pos < tile_end {
+                        let b = pos / spatial_out;
+                        let pixel_start = pos % spatial_out;
+                        let run = (spatial_out - pixel_start).min(tile_end - pos);
+                        let local = pos - tile_start;
+                        for c_out in 0..out_channels_per_group {
+                            let dst_idx = b * channels_out * spatial_out
+                                + (out_c_start + c_out) * spatial_out
+                                + pixel_start;
+                            let res = &result[c_out * tile_size + local..][..run];
+                            for (offset, &value) in res.iter().enumerate() {
+                                // SAFETY: tiles cover disjoint (image, pixel) ranges, so every
+                                // index is written by exactly one task and lies inside `dst`.
                                 unsafe {
-                                    debug_assert!(
-                                        dst_idx < batch_size * channels_out * spatial_out
-                                    );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
+                                    dst_ptr.write(dst_idx + offset, value);
                                 }
                             }
                         }
+                        pos += run;
                     }
-                });
+                }
             });
             dst
         }
