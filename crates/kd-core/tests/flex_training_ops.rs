@@ -29,12 +29,7 @@ fn tensor<const D: usize>(values: &[f32], shape: [usize; D], device: &Device) ->
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("a float32 tensor")
-        .into_iter()
-        .map(f64::from)
-        .collect()
+    t.into_data().iter::<f64>().collect()
 }
 
 fn assert_close(got: &[f64], want: &[f64], what: &str) {
@@ -74,98 +69,93 @@ impl ConvCase {
         })
     }
 
-    /// y[n, co, oh, ow] = Σ_{ci, ki, kj} W[co, ci, ki, kj] · x[n, g·Ci_g + ci, oh·s + ki·d − p, ...].
-    fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f64> {
+    /// Calls `term(y, w, x)` with the flat indices of every product `W[w] · x[x]` that adds to
+    /// output `y`: `y[n, co, oh, ow] = Σ_{ci, ki, kj} W[co, ci, ki, kj] · x[n, g·Ci_g + ci,
+    /// oh·s + ki·d − p, ow·s + kj·d − p]` (zero padding).
+    fn for_each_term(&self, mut term: impl FnMut(usize, usize, usize)) {
         let [h, w] = self.size;
         let [ho, wo] = self.output_size();
         let ci_g = self.channels_in / self.groups;
         let co_g = self.channels_out / self.groups;
         let [kh, kw] = self.kernel;
-        let mut y = vec![0f64; self.batch * self.channels_out * ho * wo];
+        let input = |size: usize, d: usize, o: usize, k: usize| {
+            let i =
+                (o * self.stride[d] + k * self.dilation[d]) as isize - self.padding[d].0 as isize;
+            (0..size as isize).contains(&i).then_some(i as usize)
+        };
         for n in 0..self.batch {
             for co in 0..self.channels_out {
-                let g = co / co_g;
-                for oh in 0..ho {
-                    for ow in 0..wo {
-                        let mut sum = 0f64;
-                        for ci in 0..ci_g {
-                            for ki in 0..kh {
-                                let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
-                                    - self.padding[0].0 as isize;
-                                if ih < 0 || ih >= h as isize {
-                                    continue;
-                                }
-                                for kj in 0..kw {
-                                    let iw = (ow * self.stride[1] + kj * self.dilation[1]) as isize
-                                        - self.padding[1].0 as isize;
-                                    if iw < 0 || iw >= w as isize {
-                                        continue;
-                                    }
-                                    let xv = x[((n * self.channels_in + g * ci_g + ci) * h
-                                        + ih as usize)
-                                        * w
-                                        + iw as usize];
-                                    let wv = weight[((co * ci_g + ci) * kh + ki) * kw + kj];
-                                    sum += f64::from(xv) * f64::from(wv);
-                                }
-                            }
+                let channel_base = n * self.channels_in + co / co_g * ci_g;
+                for (oh, ow) in (0..ho).flat_map(|oh| (0..wo).map(move |ow| (oh, ow))) {
+                    let y = ((n * self.channels_out + co) * ho + oh) * wo + ow;
+                    for (ci, ki, kj) in (0..ci_g).flat_map(|ci| {
+                        (0..kh).flat_map(move |ki| (0..kw).map(move |kj| (ci, ki, kj)))
+                    }) {
+                        if let (Some(ih), Some(iw)) = (input(h, 0, oh, ki), input(w, 1, ow, kj)) {
+                            let x = ((channel_base + ci) * h + ih) * w + iw;
+                            term(y, ((co * ci_g + ci) * kh + ki) * kw + kj, x);
                         }
-                        y[((n * self.channels_out + co) * ho + oh) * wo + ow] = sum;
                     }
                 }
             }
         }
-        y
     }
 
-    /// dW[co, ci, ki, kj] = Σ_{n, oh, ow} dY[n, co, oh, ow] · x[n, g·Ci_g + ci, oh·s + ki·d − p, ...].
-    fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f64> {
-        let [h, w] = self.size;
+    fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f64> {
         let [ho, wo] = self.output_size();
-        let ci_g = self.channels_in / self.groups;
-        let co_g = self.channels_out / self.groups;
+        let mut out = vec![0f64; self.batch * self.channels_out * ho * wo];
+        self.for_each_term(|y, w, i| out[y] += f64::from(weight[w]) * f64::from(x[i]));
+        out
+    }
+
+    /// dW[co, ci, ki, kj] = Σ over the terms that use it of dY[y] · x[x].
+    fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f64> {
         let [kh, kw] = self.kernel;
-        let mut dw = vec![0f64; self.channels_out * ci_g * kh * kw];
-        for co in 0..self.channels_out {
-            let g = co / co_g;
-            for ci in 0..ci_g {
-                for ki in 0..kh {
-                    for kj in 0..kw {
-                        let mut sum = 0f64;
-                        for n in 0..self.batch {
-                            for oh in 0..ho {
-                                let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
-                                    - self.padding[0].0 as isize;
-                                if ih < 0 || ih >= h as isize {
-                                    continue;
-                                }
-                                for ow in 0..wo {
-                                    let iw = (ow * self.stride[1] + kj * self.dilation[1]) as isize
-                                        - self.padding[1].0 as isize;
-                                    if iw < 0 || iw >= w as isize {
-                                        continue;
-                                    }
-                                    let xv = x[((n * self.channels_in + g * ci_g + ci) * h
-                                        + ih as usize)
-                                        * w
-                                        + iw as usize];
-                                    let gv = dy[((n * self.channels_out + co) * ho + oh) * wo + ow];
-                                    sum += f64::from(xv) * f64::from(gv);
-                                }
-                            }
-                        }
-                        dw[((co * ci_g + ci) * kh + ki) * kw + kj] = sum;
-                    }
-                }
-            }
-        }
+        let mut dw = vec![0f64; self.channels_out * self.channels_in / self.groups * kh * kw];
+        self.for_each_term(|y, w, i| dw[w] += f64::from(dy[y]) * f64::from(x[i]));
         dw
     }
 }
 
-fn conv_cases() -> Vec<ConvCase> {
-    let case =
-        |batch, channels_in, channels_out, size, kernel, stride, padding, dilation, groups| {
+/// `[batch, in, out], size, kernel, stride, padding (begin, end), dilation, groups`.
+type ConvRow = (
+    [usize; 3],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [(usize, usize); 2],
+    [usize; 2],
+    usize,
+);
+
+/// One row per case (a table, so rustfmt keeps its rows).
+#[rustfmt::skip]
+const CONV_CASES: [ConvRow; 9] = [
+    // ResNet's 3×3, padding 1, at odd sizes and batch.
+    ([3, 5, 7], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    // Strided, unpadded, rectangular kernel.
+    ([2, 4, 6], [10, 7], [3, 2], [2, 3], [(0, 0), (0, 0)], [1, 1], 1),
+    // 1×1 downsample with stride 2.
+    ([5, 6, 3], [8, 8], [1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1], 1),
+    // Dilation and groups.
+    ([2, 6, 9], [12, 10], [3, 3], [1, 2], [(2, 2), (1, 1)], [2, 1], 3),
+    // Asymmetric padding ("same" with an even kernel).
+    ([2, 3, 4], [7, 6], [2, 4], [1, 1], [(0, 1), (1, 2)], [1, 1], 1),
+    // A 7×7 stem with stride 2 and padding 3 on a larger input.
+    ([4, 3, 8], [23, 19], [7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1], 1),
+    // A deep layer's 4×4 map over many images: forward tiles of 512 pixels span 32 images and
+    // the last tile is partial.
+    ([37, 8, 5], [4, 4], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    // 529 output pixels per image (more than 4 input channels, so flex's general path): tiles
+    // cross image boundaries at odd offsets.
+    ([3, 5, 4], [23, 23], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    // Groups, with images spanning tiles.
+    ([40, 4, 6], [5, 3], [3, 1], [1, 1], [(1, 1), (0, 0)], [1, 1], 2),
+];
+
+fn conv_cases() -> impl Iterator<Item = ConvCase> {
+    CONV_CASES.into_iter().map(
+        |([batch, channels_in, channels_out], size, kernel, stride, padding, dilation, groups)| {
             ConvCase {
                 batch,
                 channels_in,
@@ -177,106 +167,15 @@ fn conv_cases() -> Vec<ConvCase> {
                 dilation,
                 groups,
             }
-        };
-    vec![
-        // ResNet's 3×3, padding 1, at odd sizes and batch.
-        case(
-            3,
-            5,
-            7,
-            [9, 11],
-            [3, 3],
-            [1, 1],
-            [(1, 1), (1, 1)],
-            [1, 1],
-            1,
-        ),
-        // Strided, unpadded, rectangular kernel.
-        case(
-            2,
-            4,
-            6,
-            [10, 7],
-            [3, 2],
-            [2, 3],
-            [(0, 0), (0, 0)],
-            [1, 1],
-            1,
-        ),
-        // 1×1 downsample with stride 2.
-        case(5, 6, 3, [8, 8], [1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1], 1),
-        // Dilation and groups.
-        case(
-            2,
-            6,
-            9,
-            [12, 10],
-            [3, 3],
-            [1, 2],
-            [(2, 2), (1, 1)],
-            [2, 1],
-            3,
-        ),
-        // Asymmetric padding ("same" with an even kernel).
-        case(2, 3, 4, [7, 6], [2, 4], [1, 1], [(0, 1), (1, 2)], [1, 1], 1),
-        // A 7×7 stem with stride 2 and padding 3 on a larger input.
-        case(
-            4,
-            3,
-            8,
-            [23, 19],
-            [7, 7],
-            [2, 2],
-            [(3, 3), (3, 3)],
-            [1, 1],
-            1,
-        ),
-        // A deep layer's 4×4 map over many images: forward tiles of 512 pixels span 32 images
-        // and the last tile is partial.
-        case(
-            37,
-            8,
-            5,
-            [4, 4],
-            [3, 3],
-            [1, 1],
-            [(1, 1), (1, 1)],
-            [1, 1],
-            1,
-        ),
-        // 529 output pixels per image (more than 4 input channels, so the general path): tiles
-        // cross image boundaries at odd offsets.
-        case(
-            3,
-            5,
-            4,
-            [23, 23],
-            [3, 3],
-            [1, 1],
-            [(1, 1), (1, 1)],
-            [1, 1],
-            1,
-        ),
-        // Groups, with images spanning tiles.
-        case(
-            40,
-            4,
-            6,
-            [5, 3],
-            [3, 1],
-            [1, 1],
-            [(1, 1), (0, 0)],
-            [1, 1],
-            2,
-        ),
-    ]
+        },
+    )
 }
 
 #[test]
 fn conv_forward_and_weight_gradient_match_the_direct_sums() {
     let device = Device::flex();
     let train_device = device.clone().autodiff();
-    for (i, case) in conv_cases().into_iter().enumerate() {
+    for (i, case) in conv_cases().enumerate() {
         let what = format!("conv case {i}");
         let [h, w] = case.size;
         let [ho, wo] = case.output_size();
