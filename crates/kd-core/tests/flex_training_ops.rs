@@ -371,3 +371,39 @@ fn batch_norm_reads_non_contiguous_inputs() {
     let b = batch_norm_train(copy, gamma, beta, 1e-5);
     assert_close(&values(a.output), &values(b.output), "permuted input");
 }
+
+#[test]
+fn weight_gradient_is_the_same_on_any_number_of_threads() {
+    // The images' partial sums are fixed by the shapes, not by the thread count, so a run
+    // reproduces bit for bit on a machine with more or fewer cores.
+    let device = Device::flex();
+    let case = conv_cases().next().expect("a case");
+    let [h, w] = case.size;
+    let [ho, wo] = case.output_size();
+    let [kh, kw] = case.kernel;
+    let x_shape = [case.batch, case.channels_in, h, w];
+    let w_shape = [case.channels_out, case.channels_in / case.groups, kh, kw];
+    let y_shape = [case.batch, case.channels_out, ho, wo];
+    let (x, weight, dy) = (
+        data(x_shape.iter().product(), 3),
+        data(w_shape.iter().product(), 4),
+        data(y_shape.iter().product(), 5),
+    );
+    let grad_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            values(conv2d_weight_backward(
+                tensor(&x, x_shape, &device),
+                tensor(&weight, w_shape, &device),
+                tensor(&dy, y_shape, &device),
+                case.options(),
+            ))
+        })
+    };
+    let one = grad_on(1);
+    assert_eq!(one, grad_on(2));
+    assert_eq!(one, grad_on(5));
+}

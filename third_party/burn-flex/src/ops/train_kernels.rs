@@ -7,7 +7,8 @@
 //!
 //! - `conv2d_weight_backward`: per image, im2col of the input, then
 //!   `dW[Co, Ci·kh·kw] += dY_b[Co, Ho·Wo] · col_bᵀ` through `gemm` with a column-major right-hand
-//!   side (no transpose copy), images split over rayon threads with one partial sum per thread.
+//!   side (no transpose copy), images split into chunks (fixed by the shapes) with one partial
+//!   sum each, run in parallel and summed in order.
 //! - `batch_norm_train` and its backward: per-channel sums over the channel's planes, then one
 //!   pass over the planes that writes the output, both parallel and free of copies.
 //!
@@ -124,9 +125,11 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
         dilation: options.dilation,
     };
 
-    // One partial gradient per thread: the images are split into at most that many chunks.
-    let threads = rayon::current_num_threads().max(1);
-    let chunk = batch.div_ceil(threads).max(1);
+    // Images are split into chunks with one partial gradient each, summed in chunk order. The
+    // chunking depends only on the shapes (at most 32 partials, 16 Mi elements in all), not on the
+    // thread count, so the result is the same on every machine.
+    let max_partials = ((16 << 20) / weight_len.max(1)).clamp(1, 32);
+    let chunk = batch.div_ceil(max_partials).max(1);
     let partials: Vec<Vec<T>> = (0..batch)
         .collect::<Vec<_>>()
         .par_chunks(chunk)
