@@ -62,6 +62,17 @@ impl ConvCase {
         options
     }
 
+    /// The shapes of the input, the weight and the output.
+    fn shapes(&self) -> [[usize; 4]; 3] {
+        let [ho, wo] = self.output_size();
+        let [kh, kw] = self.kernel;
+        [
+            [self.batch, self.channels_in, self.size[0], self.size[1]],
+            [self.channels_out, self.channels_in / self.groups, kh, kw],
+            [self.batch, self.channels_out, ho, wo],
+        ]
+    }
+
     fn output_size(&self) -> [usize; 2] {
         [0, 1].map(|d| {
             let padded = self.size[d] + self.padding[d].0 + self.padding[d].1;
@@ -177,12 +188,7 @@ fn conv_forward_and_weight_gradient_match_the_direct_sums() {
     let train_device = device.clone().autodiff();
     for (i, case) in conv_cases().enumerate() {
         let what = format!("conv case {i}");
-        let [h, w] = case.size;
-        let [ho, wo] = case.output_size();
-        let [kh, kw] = case.kernel;
-        let x_shape = [case.batch, case.channels_in, h, w];
-        let w_shape = [case.channels_out, case.channels_in / case.groups, kh, kw];
-        let y_shape = [case.batch, case.channels_out, ho, wo];
+        let [x_shape, w_shape, y_shape] = case.shapes();
         let x = data(x_shape.iter().product(), 1 + i as u64);
         let weight = data(w_shape.iter().product(), 100 + i as u64);
         let dy = data(y_shape.iter().product(), 200 + i as u64);
@@ -378,12 +384,7 @@ fn weight_gradient_is_the_same_on_any_number_of_threads() {
     // reproduces bit for bit on a machine with more or fewer cores.
     let device = Device::flex();
     let case = conv_cases().next().expect("a case");
-    let [h, w] = case.size;
-    let [ho, wo] = case.output_size();
-    let [kh, kw] = case.kernel;
-    let x_shape = [case.batch, case.channels_in, h, w];
-    let w_shape = [case.channels_out, case.channels_in / case.groups, kh, kw];
-    let y_shape = [case.batch, case.channels_out, ho, wo];
+    let [x_shape, w_shape, y_shape] = case.shapes();
     let (x, weight, dy) = (
         data(x_shape.iter().product(), 3),
         data(w_shape.iter().product(), 4),
