@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{ImageDataset, ReadBuffers, Sample, fill_sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample, fill_sample, item};
 use crate::error::DataError;
 use crate::idx_dataset::Split;
 use crate::locate::{CIFAR10, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, CIFAR100, locate};
@@ -353,10 +353,7 @@ impl ImageDataset for CifarDataset {
         sample: &mut Sample,
         _: &mut ReadBuffers,
     ) -> Result<(), DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
+        let label = *item(&self.labels, index)?;
         let pixels = &self.pixels[index * IMAGE_BYTES..][..IMAGE_BYTES];
         fill_sample(sample, pixels, CIFAR_SHAPE, usize::from(label));
         Ok(())

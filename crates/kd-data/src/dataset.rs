@@ -20,6 +20,15 @@ pub struct ReadBuffers {
     pub(crate) pixels: Vec<u8>,
 }
 
+/// `items[index]`, or [`DataError::IndexOutOfRange`]: the bounds check every dataset's
+/// `read_into` starts with.
+pub(crate) fn item<T>(items: &[T], index: usize) -> Result<&T, DataError> {
+    items.get(index).ok_or(DataError::IndexOutOfRange {
+        index,
+        len: items.len(),
+    })
+}
+
 /// Copies `pixels` into `sample`, reusing its buffer.
 pub(crate) fn fill_sample(sample: &mut Sample, pixels: &[u8], shape: [usize; 3], label: usize) {
     sample.image.clear();
@@ -148,10 +157,7 @@ impl ImageDataset for InMemoryDataset {
         sample: &mut Sample,
         _: &mut ReadBuffers,
     ) -> Result<(), DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
+        let label = *item(&self.labels, index)?;
         let n = self.shape.iter().product::<usize>();
         fill_sample(sample, &self.images[index * n..][..n], self.shape, label);
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{ImageDataset, ReadBuffers, Sample, fill_sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample, fill_sample, item};
 use crate::error::DataError;
 use crate::idx::{read_idx_images, read_idx_labels};
 use crate::locate::{DatasetSpec, FASHION_MNIST, IDX_FILES, MNIST, locate, resolve_file};
@@ -158,10 +158,7 @@ impl ImageDataset for IdxDataset {
         sample: &mut Sample,
         _: &mut ReadBuffers,
     ) -> Result<(), DataError> {
-        let label = *self.labels.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.labels.len(),
-        })?;
+        let label = *item(&self.labels, index)?;
         let n = self.shape[1] * self.shape[2];
         fill_sample(
             sample,

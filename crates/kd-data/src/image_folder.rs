@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::dataset::{ImageDataset, ReadBuffers, Sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample, item};
 use crate::error::DataError;
 use crate::idx_dataset::Split;
 use crate::locate::{IMAGENET, locate};
@@ -254,10 +254,7 @@ impl ImageDataset for ImageFolder {
         sample: &mut Sample,
         buffers: &mut ReadBuffers,
     ) -> Result<(), DataError> {
-        let path = self.files.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.files.len(),
-        })?;
+        let path = item(&self.files, index)?;
         sample.shape = decode_rgb_into(path, buffers, &mut sample.image)?;
         sample.label = self.labels[index] as usize;
         Ok(())

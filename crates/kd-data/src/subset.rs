@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::dataset::{ImageDataset, ReadBuffers, Sample};
+use crate::dataset::{ImageDataset, ReadBuffers, Sample, item};
 use crate::error::DataError;
 use crate::seed::{SUBSET_STREAM, mix_seed};
 
@@ -71,10 +71,7 @@ impl ImageDataset for Subset {
         sample: &mut Sample,
         buffers: &mut ReadBuffers,
     ) -> Result<(), DataError> {
-        let inner = *self.indices.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.indices.len(),
-        })?;
+        let inner = *item(&self.indices, index)?;
         self.dataset.read_into(inner, sample, buffers)
     }
 
