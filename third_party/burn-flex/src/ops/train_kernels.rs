@@ -33,6 +33,11 @@ pub(crate) trait KernelFloat:
 impl KernelFloat for f32 {}
 impl KernelFloat for f64 {}
 
+fn contiguous_vec<T: KernelFloat>(tensor: &FlexTensor) -> Vec<T> {
+    let tensor = tensor.to_contiguous();
+    tensor.storage::<T>().to_vec()
+}
+
 fn tensor_from<T: KernelFloat>(data: Vec<T>, shape: Shape) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
@@ -103,9 +108,8 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
     let channels_out_group = channels_out / groups;
     debug_assert_eq!(channels_in_group * groups, channels_in);
 
-    // `to_contiguous` copies only non-contiguous views; the kernels borrow the storage.
-    let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
-    let (x, dy) = (x.storage::<T>(), dy.storage::<T>());
+    let x = contiguous_vec::<T>(x);
+    let dy = contiguous_vec::<T>(output_grad);
     let spatial_out = height_out * width_out;
     let patch = channels_in_group * kernel_h * kernel_w;
     let weight_len = channels_out * patch;
@@ -126,12 +130,13 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
     // thread count, so the result is the same on every machine.
     let max_partials = ((16 << 20) / weight_len.max(1)).clamp(1, 32);
     let chunk = batch.div_ceil(max_partials).max(1);
-    let partials: Vec<Vec<T>> = (0..batch.div_ceil(chunk))
-        .into_par_iter()
-        .map(|c| {
+    let partials: Vec<Vec<T>> = (0..batch)
+        .collect::<Vec<_>>()
+        .par_chunks(chunk)
+        .map(|images| {
             let mut dw = vec![T::zero(); weight_len];
             let mut col = vec![T::zero(); patch * spatial_out];
-            for b in c * chunk..((c + 1) * chunk).min(batch) {
+            for &b in images {
                 for g in 0..groups {
                     let x_group = &x[(b * channels_in + g * channels_in_group) * height * width..]
                         [..channels_in_group * height * width];
@@ -305,12 +310,9 @@ fn batch_norm_train_typed<T: KernelFloat>(
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let shape = x.shape();
     let (batch, channels, plane) = bn_dims(&shape);
-    let (x, gamma, beta) = (
-        x.to_contiguous(),
-        gamma.to_contiguous(),
-        beta.to_contiguous(),
-    );
-    let (x, gamma, beta) = (x.storage::<T>(), gamma.storage::<T>(), beta.storage::<T>());
+    let x = contiguous_vec::<T>(x);
+    let gamma = contiguous_vec::<T>(gamma);
+    let beta = contiguous_vec::<T>(beta);
     let count = T::from(batch * plane).unwrap();
 
     let mean = channel_means(&x, batch, channels, plane);
@@ -394,18 +396,11 @@ fn batch_norm_backward_typed<T: KernelFloat>(
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let shape = x.shape();
     let (batch, channels, plane) = bn_dims(&shape);
-    let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
-    let (x, dy) = (x.storage::<T>(), dy.storage::<T>());
-    let (gamma, mean, variance) = (
-        gamma.to_contiguous(),
-        mean.to_contiguous(),
-        variance.to_contiguous(),
-    );
-    let (gamma, mean, variance) = (
-        gamma.storage::<T>(),
-        mean.storage::<T>(),
-        variance.storage::<T>(),
-    );
+    let x = contiguous_vec::<T>(x);
+    let dy = contiguous_vec::<T>(output_grad);
+    let gamma = contiguous_vec::<T>(gamma);
+    let mean = contiguous_vec::<T>(mean);
+    let variance = contiguous_vec::<T>(variance);
     let eps = T::from(epsilon).unwrap();
     let count = T::from(batch * plane).unwrap();
     let inv_std: Vec<T> = variance
