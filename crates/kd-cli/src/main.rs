@@ -1,6 +1,7 @@
 //! The `kd` command: train and distil from YAML recipes on any compiled-in Burn backend, and
 //! classify `.npy` batches or images with a registry network and its weights.
 
+mod allocator;
 mod bench;
 mod device;
 mod predict;
@@ -355,6 +356,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

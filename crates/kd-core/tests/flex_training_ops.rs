@@ -1,13 +1,15 @@
 //! flex's kernels from kd's burn-flex patch (`third_party/burn-flex/KD-PATCH.md`): the
 //! convolution forward pass (tiles spanning several images), the convolution weight gradient and
-//! training-mode BatchNorm, forward and backward, on odd shapes,
+//! training-mode BatchNorm, forward and backward, and max pooling, on odd shapes,
 //! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
 //! computations of the same formulas. They run through Burn's public API on
 //! `Device::flex().autodiff()`, the path a training step takes.
 
 use burn::prelude::*;
-use burn::tensor::module::{batch_norm_train, conv2d, conv2d_weight_backward};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::{
+    batch_norm_train, conv2d, conv2d_weight_backward, max_pool2d, max_pool2d_with_indices,
+};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 /// Deterministic values in [-1, 1) (a fixed LCG, so no test shares Burn's random stream).
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -295,8 +297,9 @@ fn batch_norm_reference(
 fn batch_norm_training_matches_the_direct_formulas() {
     let train_device = Device::flex().autodiff();
     let eps = 1e-5;
-    // NCHW with odd sizes, a rank-3 [N, C, L] input, and a 1×1 plane.
-    let shapes: [&[usize]; 3] = [&[3, 5, 7, 9], &[4, 6, 11], &[8, 3, 1, 1]];
+    // NCHW with odd sizes, a plane longer than the kernels' 16 partial sums, a rank-3
+    // [N, C, L] input, and a 1×1 plane.
+    let shapes: [&[usize]; 4] = [&[3, 5, 7, 9], &[2, 3, 20, 21], &[4, 6, 11], &[8, 3, 1, 1]];
     for (i, shape) in shapes.into_iter().enumerate() {
         let what = format!("batch norm {shape:?}");
         let (batch, channels) = (shape[0], shape[1]);
@@ -407,4 +410,136 @@ fn weight_gradient_is_the_same_on_any_number_of_threads() {
     let one = grad_on(1);
     assert_eq!(one, grad_on(2));
     assert_eq!(one, grad_on(5));
+}
+
+/// Max pooling in f64: outputs, the flat `ih·W + iw` index of each window's first maximum,
+/// and for loss = Σ out · r the input gradient (each `r` routed to its window's maximum).
+struct MaxPoolReference {
+    output: Vec<f64>,
+    indices: Vec<i64>,
+    x_grad: Vec<f64>,
+}
+
+/// The output size of max pooling by PyTorch's rule: floor or ceil, then no window may start
+/// in the end padding.
+fn max_pool_output_size(size: [usize; 2], options: &MaxPoolOptions<2>) -> [usize; 2] {
+    [0, 1].map(|d| {
+        let (k, s, p, dil) = (
+            options.kernel_size[d],
+            options.stride[d],
+            options.padding[d].0,
+            options.dilation[d],
+        );
+        let span = size[d] + 2 * p - dil * (k - 1) - 1;
+        let mut out = if options.ceil_mode {
+            span.div_ceil(s) + 1
+        } else {
+            span / s + 1
+        };
+        if options.ceil_mode && (out - 1) * s >= size[d] + p {
+            out -= 1;
+        }
+        out
+    })
+}
+
+fn max_pool_reference(
+    x: &[f32],
+    r: &[f32],
+    [batch, channels, height, width]: [usize; 4],
+    options: &MaxPoolOptions<2>,
+) -> MaxPoolReference {
+    let [ho, wo] = max_pool_output_size([height, width], options);
+    let mut reference = MaxPoolReference {
+        output: Vec::new(),
+        indices: Vec::new(),
+        x_grad: vec![0.0; x.len()],
+    };
+    for plane in 0..batch * channels {
+        let input = &x[plane * height * width..][..height * width];
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let mut best: Option<(f64, usize)> = None;
+                for kh in 0..options.kernel_size[0] {
+                    for kw in 0..options.kernel_size[1] {
+                        let ih = (oh * options.stride[0] + kh * options.dilation[0]) as isize
+                            - options.padding[0].0 as isize;
+                        let iw = (ow * options.stride[1] + kw * options.dilation[1]) as isize
+                            - options.padding[1].0 as isize;
+                        if ih < 0 || iw < 0 || ih >= height as isize || iw >= width as isize {
+                            continue;
+                        }
+                        let index = ih as usize * width + iw as usize;
+                        let value = f64::from(input[index]);
+                        if best.is_none_or(|(max, _)| value > max) {
+                            best = Some((value, index));
+                        }
+                    }
+                }
+                let (value, index) = best.expect("every window holds an input");
+                let out = (plane * ho + oh) * wo + ow;
+                reference.output.push(value);
+                reference.indices.push(index as i64);
+                reference.x_grad[plane * height * width + index] += f64::from(r[out]);
+            }
+        }
+    }
+    reference
+}
+
+/// A max-pool case: input shape, kernel, stride, padding, dilation, ceil mode.
+type PoolRow = (
+    [usize; 4],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    bool,
+);
+
+#[test]
+fn max_pool_matches_the_direct_windows() {
+    let device = Device::flex();
+    let train_device = device.clone().autodiff();
+    // (input shape, kernel, stride, padding, dilation, ceil mode): the students' 2×2 pool, a
+    // ResNet stem's 3×3/2 with padding, overlapping dilated windows, and ceil mode on odd sizes.
+    let cases: [PoolRow; 4] = [
+        ([3, 4, 14, 14], [2, 2], [2, 2], [0, 0], [1, 1], false),
+        ([2, 3, 15, 13], [3, 3], [2, 2], [1, 1], [1, 1], false),
+        ([2, 2, 11, 9], [3, 2], [1, 2], [1, 0], [2, 1], false),
+        ([1, 3, 9, 7], [3, 3], [2, 2], [1, 1], [1, 1], true),
+    ];
+    for (i, (shape, kernel, stride, padding, dilation, ceil_mode)) in cases.into_iter().enumerate()
+    {
+        let what = format!("max pool case {i}");
+        let options = MaxPoolOptions::new(kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_dilation(dilation)
+            .with_ceil_mode(ceil_mode);
+        // Values on a coarse grid, so windows hold ties and the first maximum must win.
+        let x: Vec<f32> = data(shape.iter().product(), 50 + i as u64)
+            .iter()
+            .map(|v| (v * 4.0).round() / 4.0)
+            .collect();
+        let [ho, wo] = max_pool_output_size([shape[2], shape[3]], &options);
+        let out_shape = [shape[0], shape[1], ho, wo];
+        let r = data(out_shape.iter().product(), 60 + i as u64);
+        let want = max_pool_reference(&x, &r, shape, &options);
+
+        let (output, indices) =
+            max_pool2d_with_indices(tensor(&x, shape, &device), options.clone());
+        assert_eq!(output.dims(), out_shape, "{what}: output shape");
+        assert_eq!(values(output), want.output, "{what}: output");
+        let indices: Vec<i64> = indices.into_data().iter::<i64>().collect();
+        assert_eq!(indices, want.indices, "{what}: indices");
+
+        let x_t = tensor(&x, shape, &train_device).require_grad();
+        let out = max_pool2d(x_t.clone(), options);
+        let grads = (out * tensor(&r, out_shape, &train_device))
+            .sum()
+            .backward();
+        let x_grad = values(x_t.grad(&grads).expect("x receives a gradient"));
+        assert_close(&x_grad, &want.x_grad, &format!("{what}: x gradient"));
+    }
 }

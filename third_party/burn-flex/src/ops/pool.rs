@@ -262,13 +262,22 @@ where
 
     let spatial_out = out_d * out_h * out_w;
     let x_data: &[T] = x.storage();
+    // kd patch: the window's valid range depends on one output coordinate per axis, so it is
+    // computed once per coordinate here instead of with six integer divisions per output
+    // element (a fifth of a small CNN's training step on flex). The iteration order, and so
+    // the selected index and NaN propagation, are unchanged.
+    let ranges = |out: usize, kernel: usize, stride: usize, pad: usize, dilation: usize, input: usize| {
+        (0..out)
+            .map(|o| valid_range_maxpool(o, kernel, stride, pad, dilation, input))
+            .collect::<Vec<_>>()
+    };
+    let ranges_d = ranges(out_d, kernel_d, stride_d, pad_d, dilation_d, in_d);
+    let ranges_h = ranges(out_h, kernel_h, stride_h, pad_h, dilation_h, in_h);
+    let ranges_w = ranges(out_w, kernel_w, stride_w, pad_w, dilation_w, in_w);
     let kernel = |od: usize, oh: usize, ow: usize, x_offset: usize| {
-        let (kd_start, kd_end) =
-            valid_range_maxpool(od, kernel_d, stride_d, pad_d, dilation_d, in_d);
-        let (kh_start, kh_end) =
-            valid_range_maxpool(oh, kernel_h, stride_h, pad_h, dilation_h, in_h);
-        let (kw_start, kw_end) =
-            valid_range_maxpool(ow, kernel_w, stride_w, pad_w, dilation_w, in_w);
+        let (kd_start, kd_end) = ranges_d[od];
+        let (kh_start, kh_end) = ranges_h[oh];
+        let (kw_start, kw_end) = ranges_w[ow];
 
         let mut max_val = neg_inf;
         let mut max_idx: i64 = -1;

@@ -33,11 +33,6 @@ pub(crate) trait KernelFloat:
 impl KernelFloat for f32 {}
 impl KernelFloat for f64 {}
 
-fn contiguous_vec<T: KernelFloat>(tensor: &FlexTensor) -> Vec<T> {
-    let tensor = tensor.to_contiguous();
-    tensor.storage::<T>().to_vec()
-}
-
 fn tensor_from<T: KernelFloat>(data: Vec<T>, shape: Shape) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
@@ -108,8 +103,9 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
     let channels_out_group = channels_out / groups;
     debug_assert_eq!(channels_in_group * groups, channels_in);
 
-    let x = contiguous_vec::<T>(x);
-    let dy = contiguous_vec::<T>(output_grad);
+    // `to_contiguous` copies only non-contiguous views; the kernels borrow the storage.
+    let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
+    let (x, dy) = (x.storage::<T>(), dy.storage::<T>());
     let spatial_out = height_out * width_out;
     let patch = channels_in_group * kernel_h * kernel_w;
     let weight_len = channels_out * patch;
@@ -130,13 +126,12 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
     // thread count, so the result is the same on every machine.
     let max_partials = ((16 << 20) / weight_len.max(1)).clamp(1, 32);
     let chunk = batch.div_ceil(max_partials).max(1);
-    let partials: Vec<Vec<T>> = (0..batch)
-        .collect::<Vec<_>>()
-        .par_chunks(chunk)
-        .map(|images| {
+    let partials: Vec<Vec<T>> = (0..batch.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
             let mut dw = vec![T::zero(); weight_len];
             let mut col = vec![T::zero(); patch * spatial_out];
-            for &b in images {
+            for b in c * chunk..((c + 1) * chunk).min(batch) {
                 for g in 0..groups {
                     let x_group = &x[(b * channels_in + g * channels_in_group) * height * width..]
                         [..channels_in_group * height * width];
@@ -283,6 +278,50 @@ fn bn_dims(shape: &Shape) -> (usize, usize, usize) {
     (batch, channels, plane)
 }
 
+/// Independent partial sums in the reductions below: enough chains to hide the latency of a
+/// floating-point add and for the compiler to vectorize them, where one running sum would
+/// wait four cycles per element.
+const LANES: usize = 16;
+
+/// `Σ f(x[i])` over `LANES` interleaved partial sums, added in a fixed order at the end, so
+/// the result depends only on the data, not on threads.
+#[inline(always)]
+fn lane_sum<T: KernelFloat>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = *a + f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(tail) {
+        *a = *a + f(v);
+    }
+    acc.iter().fold(T::zero(), |s, &a| s + a)
+}
+
+/// `(Σ g[i], Σ g[i]·(x[i] − m))` over `LANES` interleaved partial sums each, as [`lane_sum`].
+#[inline(always)]
+fn lane_sum_grad<T: KernelFloat>(g: &[T], x: &[T], m: T) -> (T, T) {
+    let mut sum_g = [T::zero(); LANES];
+    let mut sum_gx = [T::zero(); LANES];
+    let (g_chunks, x_chunks) = (g.chunks_exact(LANES), x.chunks_exact(LANES));
+    let (g_tail, x_tail) = (g_chunks.remainder(), x_chunks.remainder());
+    for (gc, xc) in g_chunks.zip(x_chunks) {
+        for i in 0..LANES {
+            sum_g[i] = sum_g[i] + gc[i];
+            sum_gx[i] = sum_gx[i] + gc[i] * (xc[i] - m);
+        }
+    }
+    for i in 0..g_tail.len() {
+        sum_g[i] = sum_g[i] + g_tail[i];
+        sum_gx[i] = sum_gx[i] + g_tail[i] * (x_tail[i] - m);
+    }
+    let total = |acc: [T; LANES]| acc.iter().fold(T::zero(), |s, &a| s + a);
+    (total(sum_g), total(sum_gx))
+}
+
 /// Per-channel means of `[N, C, plane]` data.
 fn channel_means<T: KernelFloat>(x: &[T], batch: usize, channels: usize, plane: usize) -> Vec<T> {
     let count = T::from(batch * plane).unwrap();
@@ -290,12 +329,7 @@ fn channel_means<T: KernelFloat>(x: &[T], batch: usize, channels: usize, plane: 
         .into_par_iter()
         .map(|c| {
             let sum: T = (0..batch)
-                .map(|n| {
-                    x[(n * channels + c) * plane..][..plane]
-                        .iter()
-                        .copied()
-                        .sum::<T>()
-                })
+                .map(|n| lane_sum(&x[(n * channels + c) * plane..][..plane], |v| v))
                 .sum();
             sum / count
         })
@@ -310,9 +344,12 @@ fn batch_norm_train_typed<T: KernelFloat>(
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let shape = x.shape();
     let (batch, channels, plane) = bn_dims(&shape);
-    let x = contiguous_vec::<T>(x);
-    let gamma = contiguous_vec::<T>(gamma);
-    let beta = contiguous_vec::<T>(beta);
+    let (x, gamma, beta) = (
+        x.to_contiguous(),
+        gamma.to_contiguous(),
+        beta.to_contiguous(),
+    );
+    let (x, gamma, beta) = (x.storage::<T>(), gamma.storage::<T>(), beta.storage::<T>());
     let count = T::from(batch * plane).unwrap();
 
     let mean = channel_means(&x, batch, channels, plane);
@@ -322,12 +359,7 @@ fn batch_norm_train_typed<T: KernelFloat>(
         .map(|c| {
             let m = mean[c];
             let sum: T = (0..batch)
-                .map(|n| {
-                    x[(n * channels + c) * plane..][..plane]
-                        .iter()
-                        .map(|&v| (v - m) * (v - m))
-                        .sum::<T>()
-                })
+                .map(|n| lane_sum(&x[(n * channels + c) * plane..][..plane], |v| (v - m) * (v - m)))
                 .sum();
             sum / count
         })
@@ -396,11 +428,18 @@ fn batch_norm_backward_typed<T: KernelFloat>(
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let shape = x.shape();
     let (batch, channels, plane) = bn_dims(&shape);
-    let x = contiguous_vec::<T>(x);
-    let dy = contiguous_vec::<T>(output_grad);
-    let gamma = contiguous_vec::<T>(gamma);
-    let mean = contiguous_vec::<T>(mean);
-    let variance = contiguous_vec::<T>(variance);
+    let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
+    let (x, dy) = (x.storage::<T>(), dy.storage::<T>());
+    let (gamma, mean, variance) = (
+        gamma.to_contiguous(),
+        mean.to_contiguous(),
+        variance.to_contiguous(),
+    );
+    let (gamma, mean, variance) = (
+        gamma.storage::<T>(),
+        mean.storage::<T>(),
+        variance.storage::<T>(),
+    );
     let eps = T::from(epsilon).unwrap();
     let count = T::from(batch * plane).unwrap();
     let inv_std: Vec<T> = variance
@@ -414,18 +453,15 @@ fn batch_norm_backward_typed<T: KernelFloat>(
         .map(|c| {
             let (m, s) = (mean[c], inv_std[c]);
             let mut sum_dy = T::zero();
-            let mut sum_dy_xhat = T::zero();
+            let mut sum_dy_centered = T::zero();
             for n in 0..batch {
                 let offset = (n * channels + c) * plane;
-                let (mut a, mut b) = (T::zero(), T::zero());
-                for (&g, &v) in dy[offset..][..plane].iter().zip(&x[offset..][..plane]) {
-                    a = a + g;
-                    b = b + g * (v - m) * s;
-                }
+                let (a, b) = lane_sum_grad(&dy[offset..][..plane], &x[offset..][..plane], m);
                 sum_dy = sum_dy + a;
-                sum_dy_xhat = sum_dy_xhat + b;
+                sum_dy_centered = sum_dy_centered + b;
             }
-            (sum_dy, sum_dy_xhat)
+            // Σ dy·x̂ = Σ dy·(x − μ) / σ.
+            (sum_dy, sum_dy_centered * s)
         })
         .collect();
 
