@@ -1,6 +1,6 @@
 //! flex's kernels from kd's burn-flex patch (`third_party/burn-flex/KD-PATCH.md`): the
-//! convolution forward pass (tiles spanning several images), the convolution weight gradient and
-//! training-mode BatchNorm, forward and backward, and max pooling, on odd shapes,
+//! convolution forward pass (tiles spanning several images), the convolution weight and input
+//! gradients, training-mode BatchNorm, forward and backward, and max pooling, on odd shapes,
 //! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
 //! computations of the same formulas. They run through Burn's public API on
 //! `Device::flex().autodiff()`, the path a training step takes.
@@ -128,6 +128,13 @@ impl ConvCase {
         self.for_each_term(|y, w, i| dw[w] += f64::from(dy[y]) * f64::from(x[i]));
         dw
     }
+
+    /// dX[x] = Σ over the terms that use it of dY[y] · W[w].
+    fn input_grad(&self, weight: &[f32], dy: &[f32]) -> Vec<f64> {
+        let mut dx = vec![0f64; self.batch * self.channels_in * self.size[0] * self.size[1]];
+        self.for_each_term(|y, w, i| dx[i] += f64::from(dy[y]) * f64::from(weight[w]));
+        dx
+    }
 }
 
 /// `[batch, in, out], size, kernel, stride, padding (begin, end), dilation, groups`.
@@ -185,7 +192,7 @@ fn conv_cases() -> impl Iterator<Item = ConvCase> {
 }
 
 #[test]
-fn conv_forward_and_weight_gradient_match_the_direct_sums() {
+fn conv_forward_and_gradients_match_the_direct_sums() {
     let device = Device::flex();
     let train_device = device.clone().autodiff();
     for (i, case) in conv_cases().enumerate() {
@@ -219,20 +226,23 @@ fn conv_forward_and_weight_gradient_match_the_direct_sums() {
         assert_eq!(direct.dims(), w_shape, "{what}: shape");
         assert_close(&values(direct), &want, &format!("{what}: direct"));
 
-        // Through autodiff: loss = Σ conv(x, W) · dY, so ∂loss/∂W is the same sum.
+        // Through autodiff: loss = Σ conv(x, W) · dY, so ∂loss/∂W is the same sum, and
+        // ∂loss/∂x is flex's transposed convolution (col2im) of dY.
         let weight_param = tensor(&weight, w_shape, &train_device).require_grad();
-        let out = conv2d(
-            tensor(&x, x_shape, &train_device),
-            weight_param.clone(),
-            None,
-            case.options(),
-        );
+        let x_param = tensor(&x, x_shape, &train_device).require_grad();
+        let out = conv2d(x_param.clone(), weight_param.clone(), None, case.options());
         assert_eq!(out.dims(), y_shape, "{what}: output shape");
         let grads = (out * tensor(&dy, y_shape, &train_device)).sum().backward();
         let grad = weight_param
             .grad(&grads)
             .expect("the weight receives a gradient");
         assert_close(&values(grad), &want, &format!("{what}: autodiff"));
+        let x_grad = x_param.grad(&grads).expect("x receives a gradient");
+        assert_close(
+            &values(x_grad),
+            &case.input_grad(&weight, &dy),
+            &format!("{what}: input gradient"),
+        );
     }
 }
 

@@ -446,6 +446,24 @@ fn conv_transpose3d_impl<
                                         } else {
                                             (iw_start, iw_end)
                                         };
+                                        if iw_start >= iw_end {
+                                            continue;
+                                        }
+                                        if stride_w == 1 {
+                                            // kd patch: a unit stride makes the run
+                                            // contiguous in both buffers, so it is one slice
+                                            // addition the compiler vectorizes.
+                                            let len = iw_end - iw_start;
+                                            let ow = iw_start + kw * dilation_w - pad_w;
+                                            let s = col_base + in_h_base + iw_start - tile_start;
+                                            let dst = &mut channel_output
+                                                [out_ch_base + out_h_base + ow..][..len];
+                                            for (o, &v) in dst.iter_mut().zip(&columns[s..][..len])
+                                            {
+                                                *o = T::add(*o, v);
+                                            }
+                                            continue;
+                                        }
                                         for iw in iw_start..iw_end {
                                             let ow = iw * stride_w + kw * dilation_w - pad_w;
                                             let s = in_h_base + iw - tile_start;
