@@ -376,7 +376,9 @@ fn conv3d_impl<
             // per GEMM instead of one image's few.
             let total = batch_size * spatial_out;
             let num_global_tiles = total.div_ceil(TILE_SIZE);
-            (0..num_global_tiles).into_par_iter().for_each(|tile_idx| {
+            // The im2col buffer is reused by each rayon job across its tiles: im2col writes
+            // every element, padding included, so it is never zeroed again.
+            (0..num_global_tiles).into_par_iter().for_each_init(Vec::new, |col_buffer: &mut Vec<T>, tile_idx| {
                 let tile_start = tile_idx * TILE_SIZE;
                 let tile_end = (tile_start + TILE_SIZE).min(total);
                 let tile_size = tile_end - tile_start;
@@ -385,7 +387,10 @@ fn conv3d_impl<
                     let in_c_start = g * channels_per_group;
                     let out_c_start = g * out_channels_per_group;
 
-                    let mut col_tile = vec![zero; col_len * tile_size];
+                    if col_buffer.len() < col_len * tile_size {
+                        col_buffer.resize(col_len * tile_size, zero);
+                    }
+                    let col_tile = &mut col_buffer[..col_len * tile_size];
                     // One im2col call per image the tile covers.
                     let mut pos = tile_start;
                     while pos < tile_end {
@@ -449,12 +454,14 @@ fn conv3d_impl<
                                 + (out_c_start + c_out) * spatial_out
                                 + pixel_start;
                             let res = &result[c_out * tile_size + local..][..run];
-                            for (offset, &value) in res.iter().enumerate() {
-                                // SAFETY: tiles cover disjoint (image, pixel) ranges, so every
-                                // index is written by exactly one task and lies inside `dst`.
-                                unsafe {
-                                    dst_ptr.write(dst_idx + offset, value);
-                                }
+                            // SAFETY: tiles cover disjoint (image, pixel) ranges, so every
+                            // index is written by exactly one task and lies inside `dst`.
+                            unsafe {
+                                core::ptr::copy_nonoverlapping(
+                                    res.as_ptr(),
+                                    dst_ptr.ptr_add(dst_idx),
+                                    run,
+                                );
                             }
                         }
                         pos += run;
@@ -624,12 +631,14 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
                             + ih * nhwc_stride.2
                             + iw * nhwc_stride.3
                             + in_c_start;
-                        for c in 0..channels_per_group {
-                            col_tile[local_idx * col_len + col_offset] = x_nhwc[inp_base + c];
-                            col_offset += 1;
-                        }
+                        // kd patch: one slice copy per kernel position, and padding is
+                        // written as zeros, so the tile needs no zeroing and can be reused.
+                        col_tile[local_idx * col_len + col_offset..][..channels_per_group]
+                            .copy_from_slice(&x_nhwc[inp_base..][..channels_per_group]);
+                        col_offset += channels_per_group;
                     } else {
-                        // Padding: skip channels_per_group positions (already zero)
+                        col_tile[local_idx * col_len + col_offset..][..channels_per_group]
+                            .fill(T::zeroed());
                         col_offset += channels_per_group;
                     }
                 }
@@ -1799,7 +1808,10 @@ fn conv3d_direct_impl<
 macro_rules! gemm_typed {
     ($fn_name:ident, $T:ty, $zero:expr, $one:expr) => {
         fn $fn_name(a: &[$T], b: &[$T], m: usize, k: usize, n: usize) -> Vec<$T> {
-            let mut c = vec![$zero; m * n];
+            // kd patch: `read_dst` is false below, so `gemm` writes every element of `c`
+            // without reading it; the buffer is not zeroed first, and its length is set once
+            // `gemm` has written it.
+            let mut c: Vec<$T> = Vec::with_capacity(m * n);
             #[cfg(feature = "rayon")]
             let parallelism = if m * n * k >= 192 * 192 * 192 {
                 gemm::Parallelism::Rayon(0)
@@ -1830,6 +1842,8 @@ macro_rules! gemm_typed {
                     false,
                     parallelism,
                 );
+                // SAFETY: `gemm` has written all `m * n` elements (see above).
+                c.set_len(m * n);
             }
             c
         }
