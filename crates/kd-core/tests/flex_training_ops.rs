@@ -150,7 +150,7 @@ type ConvRow = (
 
 /// One row per case (a table, so rustfmt keeps its rows).
 #[rustfmt::skip]
-const CONV_CASES: [ConvRow; 9] = [
+const CONV_CASES: [ConvRow; 12] = [
     // ResNet's 3×3, padding 1, at odd sizes and batch.
     ([3, 5, 7], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     // Strided, unpadded, rectangular kernel.
@@ -171,6 +171,11 @@ const CONV_CASES: [ConvRow; 9] = [
     ([3, 5, 4], [23, 23], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     // Groups, with images spanning tiles.
     ([40, 4, 6], [5, 3], [3, 1], [1, 1], [(1, 1), (0, 0)], [1, 1], 2),
+    // flex's 1×1 path (one GEMM per image): a small map over many images, grouped, and a
+    // larger map.
+    ([45, 12, 10], [4, 3], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
+    ([7, 8, 12], [5, 5], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 4),
+    ([2, 6, 5], [16, 17], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
 ];
 
 fn conv_cases() -> impl Iterator<Item = ConvCase> {
