@@ -1,13 +1,14 @@
 //! flex's kernels from kd's burn-flex patch (`third_party/burn-flex/KD-PATCH.md`): the
 //! convolution forward pass (tiles spanning several images), the convolution weight and input
-//! gradients, training-mode BatchNorm, forward and backward, and max pooling, on odd shapes,
+//! gradients, BatchNorm in training (forward and backward) and inference mode, and max pooling, on odd shapes,
 //! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
 //! computations of the same formulas. They run through Burn's public API on
 //! `Device::flex().autodiff()`, the path a training step takes.
 
 use burn::prelude::*;
 use burn::tensor::module::{
-    batch_norm_train, conv2d, conv2d_weight_backward, max_pool2d, max_pool2d_with_indices,
+    batch_norm, batch_norm_train, conv2d, conv2d_weight_backward, max_pool2d,
+    max_pool2d_with_indices,
 };
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
@@ -372,6 +373,87 @@ fn batch_norm_training_matches_the_direct_formulas() {
             &format!("{what}: beta gradient"),
         );
     }
+}
+
+#[test]
+fn batch_norm_inference_matches_the_formula() {
+    // Inference mode with given statistics, on the plain device (a teacher's forward pass):
+    // (x − mean) / √(var + ε) · γ + β, for NCHW, a permuted view and a rank-2 input.
+    let device = Device::flex();
+    let eps = 1e-5;
+    for (i, shape) in [[3, 5, 7, 9], [2, 4, 1, 1], [4, 6, 3, 2]]
+        .into_iter()
+        .enumerate()
+    {
+        let what = format!("inference batch norm {shape:?}");
+        let channels = shape[1];
+        let len: usize = shape.iter().product();
+        let plane = len / (shape[0] * channels);
+        let x: Vec<f32> = data(len, 70 + i as u64)
+            .iter()
+            .map(|v| 3.0 * v + 0.7)
+            .collect();
+        let [gamma, beta, mean] = [71, 72, 73].map(|seed| data(channels, seed + i as u64));
+        let variance: Vec<f32> = data(channels, 74 + i as u64)
+            .iter()
+            .map(|v| v.abs() + 0.1)
+            .collect();
+        let want: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| {
+                let c = j / plane % channels;
+                (f64::from(v) - f64::from(mean[c])) / (f64::from(variance[c]) + eps).sqrt()
+                    * f64::from(gamma[c])
+                    + f64::from(beta[c])
+            })
+            .collect();
+        let stats = |v: &[f32]| tensor(v, [channels], &device);
+        let run = |input: Tensor<4>| {
+            values(batch_norm(
+                input,
+                stats(&gamma),
+                stats(&beta),
+                stats(&mean),
+                stats(&variance),
+                eps,
+            ))
+        };
+        assert_close(&run(tensor(&x, shape, &device)), &want, &what);
+        // The same values behind a permuted view: [N, H, C, W] swapped back to [N, C, H, W].
+        let [n, c, h, w] = shape;
+        let permuted = tensor(&x, shape, &device).swap_dims(1, 2);
+        let permuted = tensor(
+            &values(permuted)
+                .iter()
+                .map(|&v| v as f32)
+                .collect::<Vec<_>>(),
+            [n, h, c, w],
+            &device,
+        )
+        .swap_dims(1, 2);
+        assert_close(&run(permuted), &want, &format!("{what}: permuted view"));
+    }
+    // Rank 2 ([N, C], as after a flatten): each element is its own plane.
+    let x = data(12, 80);
+    let [gamma, beta, mean] = [81, 82, 83].map(|seed| data(4, seed));
+    let variance = vec![0.5f32; 4];
+    let got = values(batch_norm(
+        tensor(&x, [3, 4], &device),
+        tensor(&gamma, [4], &device),
+        tensor(&beta, [4], &device),
+        tensor(&mean, [4], &device),
+        tensor(&variance, [4], &device),
+        eps,
+    ));
+    let want: Vec<f64> = (0..12)
+        .map(|j| {
+            let c = j % 4;
+            (f64::from(x[j]) - f64::from(mean[c])) / (0.5 + eps).sqrt() * f64::from(gamma[c])
+                + f64::from(beta[c])
+        })
+        .collect();
+    assert_close(&got, &want, "inference batch norm [3, 4]");
 }
 
 #[test]

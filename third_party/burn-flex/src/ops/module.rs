@@ -259,6 +259,20 @@ impl ModuleOps<Flex> for Flex {
         super::train_kernels::conv2d_weight_backward(x, output_grad, weight.shape(), &options)
     }
 
+    /// kd patch: one pass, `x·scale[c] + shift[c]`, instead of Burn's default four
+    /// broadcast passes (subtract, divide, multiply, add).
+    #[cfg(feature = "rayon")]
+    fn batch_norm(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> FloatTensor<Flex> {
+        super::train_kernels::batch_norm_inference(x, gamma, beta, mean, variance, epsilon)
+    }
+
     /// kd patch: per-channel passes over NCHW instead of Burn's default swap-and-copy.
     #[cfg(feature = "rayon")]
     fn batch_norm_train(

@@ -388,6 +388,68 @@ fn batch_norm_train_typed<T: KernelFloat>(
     )
 }
 
+/// Inference-mode BatchNorm with given statistics, as PyTorch's CPU kernel computes it:
+/// `out = x·scale[c] + shift[c]`, `scale = γ/√(var + ε)`, `shift = β − mean·scale`.
+pub(crate) fn batch_norm_inference(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
+    match x.dtype() {
+        DType::F32 => batch_norm_inference_typed::<f32>(&x, &gamma, &beta, &mean, &variance, epsilon),
+        DType::F64 => batch_norm_inference_typed::<f64>(&x, &gamma, &beta, &mean, &variance, epsilon),
+        DType::F16 | DType::BF16 => through_f32(vec![x, gamma, beta, mean, variance], |t| {
+            vec![batch_norm_inference_typed::<f32>(
+                &t[0], &t[1], &t[2], &t[3], &t[4], epsilon,
+            )]
+        })
+        .remove(0),
+        dtype => panic!("batch_norm: unsupported dtype {dtype:?}"),
+    }
+}
+
+fn batch_norm_inference_typed<T: KernelFloat>(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    mean: &FlexTensor,
+    variance: &FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
+    let shape = x.shape();
+    let (_, channels, plane) = bn_dims(&shape);
+    let x = x.to_contiguous();
+    let x = x.storage::<T>();
+    let per_channel = |t: &FlexTensor| t.to_contiguous().storage::<T>().to_vec();
+    let (gamma, beta, mean, variance) = (
+        per_channel(gamma),
+        per_channel(beta),
+        per_channel(mean),
+        per_channel(variance),
+    );
+    let eps = T::from(epsilon).unwrap();
+    let scale: Vec<T> = (0..channels)
+        .map(|c| gamma[c] / (variance[c] + eps).sqrt())
+        .collect();
+    let shift: Vec<T> = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
+
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(plane.max(1))
+        .zip(x.par_chunks(plane.max(1)))
+        .enumerate()
+        .for_each(|(p, (out, x))| {
+            let c = p % channels;
+            let (s, b) = (scale[c], shift[c]);
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v * s + b;
+            }
+        });
+    tensor_from(out, shape)
+}
+
 /// Gradients of training-mode BatchNorm: `(x_grad, gamma_grad, beta_grad)`.
 pub(crate) fn batch_norm_train_backward(
     x: FlexTensor,
