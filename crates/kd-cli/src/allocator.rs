@@ -1,9 +1,11 @@
 //! The C allocator's settings for a training process.
 //!
 //! Every tensor operation on the CPU backends allocates its output, and a training step frees
-//! and allocates the same sizes again and again. glibc's defaults hand blocks of 128 KiB and
-//! more straight to `mmap` and give the top of the heap back to the kernel once 128 KiB of it
-//! is free, so each step faults its buffers in again, page by page. A page that a kernel reads
+//! and allocates the same sizes again and again. glibc's defaults start by handing blocks of
+//! 128 KiB and more straight to `mmap` and giving the top of the heap back to the kernel once
+//! 128 KiB of it is free, and raise both thresholds as the program frees mapped blocks, so
+//! whether a step faults its buffers in again, page by page, depends on the history of
+//! allocations (two builds of the same code measured 25k and 801k faults). A page that a kernel reads
 //! before it writes (an accumulation into a zeroed buffer) faults twice, and the second fault
 //! flushes the TLB of every core the process runs on. On the Fashion-MNIST student's step
 //! that was a third of the time (`docs/performance.md`, change 13).
