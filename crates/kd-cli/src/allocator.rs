@@ -5,9 +5,9 @@
 //! 128 KiB and more straight to `mmap` and giving the top of the heap back to the kernel once
 //! 128 KiB of it is free, and raise both thresholds as the program frees mapped blocks, so
 //! whether a step faults its buffers in again, page by page, depends on the history of
-//! allocations (two builds of the same code measured 25k and 801k faults). A page that a kernel reads
-//! before it writes (an accumulation into a zeroed buffer) faults twice, and the second fault
-//! flushes the TLB of every core the process runs on. On the Fashion-MNIST student's step
+//! allocations (two builds of the same code measured 31k and 801k faults). A page that a
+//! kernel reads before it writes (an accumulation into a zeroed buffer) faults twice, and the
+//! second fault flushes the TLB of every core the process runs on. On the Fashion-MNIST student's step
 //! that was a third of the time (`docs/performance.md`, change 13).
 //!
 //! `tune()` keeps freed memory in the process instead: blocks up to 32 MiB (glibc's largest
