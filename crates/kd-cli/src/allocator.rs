@@ -7,8 +7,8 @@
 //! whether a step faults its buffers in again, page by page, depends on the history of
 //! allocations (two builds of the same code measured 31k and 801k faults). A page that a
 //! kernel reads before it writes (an accumulation into a zeroed buffer) faults twice, and the
-//! second fault flushes the TLB of every core the process runs on. On the Fashion-MNIST student's step
-//! that was a third of the time (`docs/performance.md`, change 13).
+//! second fault flushes the TLB of every core the process runs on. On the Fashion-MNIST
+//! student's step that was a third of the time (`docs/performance.md`, change 13).
 //!
 //! `tune()` keeps freed memory in the process instead: blocks up to 32 MiB (glibc's largest
 //! allowed threshold) come from the heap, and the heap is not trimmed. Peak memory is
