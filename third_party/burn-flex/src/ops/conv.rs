@@ -378,96 +378,99 @@ fn conv3d_impl<
             let num_global_tiles = total.div_ceil(TILE_SIZE);
             // The im2col buffer is reused by each rayon job across its tiles: im2col writes
             // every element, padding included, so it is never zeroed again.
-            (0..num_global_tiles).into_par_iter().for_each_init(Vec::new, |col_buffer: &mut Vec<T>, tile_idx| {
-                let tile_start = tile_idx * TILE_SIZE;
-                let tile_end = (tile_start + TILE_SIZE).min(total);
-                let tile_size = tile_end - tile_start;
+            (0..num_global_tiles).into_par_iter().for_each_init(
+                Vec::new,
+                |col_buffer: &mut Vec<T>, tile_idx| {
+                    let tile_start = tile_idx * TILE_SIZE;
+                    let tile_end = (tile_start + TILE_SIZE).min(total);
+                    let tile_size = tile_end - tile_start;
 
-                for g in 0..groups {
-                    let in_c_start = g * channels_per_group;
-                    let out_c_start = g * out_channels_per_group;
+                    for g in 0..groups {
+                        let in_c_start = g * channels_per_group;
+                        let out_c_start = g * out_channels_per_group;
 
-                    if col_buffer.len() < col_len * tile_size {
-                        col_buffer.resize(col_len * tile_size, zero);
-                    }
-                    let col_tile = &mut col_buffer[..col_len * tile_size];
-                    // One im2col call per image the tile covers.
-                    let mut pos = tile_start;
-                    while pos < tile_end {
-                        let b = pos / spatial_out;
-                        let pixel_start = pos % spatial_out;
-                        let pixel_end = spatial_out.min(pixel_start + (tile_end - pos));
-                        let row = pos - tile_start;
-                        im2col_3d_tile(
-                            &mut col_tile[row * col_len..],
-                            &x_nhwc,
-                            pixel_start,
-                            pixel_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
-                        pos += pixel_end - pixel_start;
-                    }
-
-                    let w_start = out_c_start * col_len;
-                    let w_end = w_start + out_channels_per_group * col_len;
-                    let w_group = &w_flat[w_start..w_end];
-
-                    // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                    let result = gemm_fn(
-                        w_group,
-                        &col_tile,
-                        out_channels_per_group,
-                        col_len,
-                        tile_size,
-                    );
-
-                    // Each output channel's run of pixels within one image is contiguous.
-                    let mut pos = tile_start;
-                    while pos < tile_end {
-                        let b = pos / spatial_out;
-                        let pixel_start = pos % spatial_out;
-                        let run = (spatial_out - pixel_start).min(tile_end - pos);
-                        let local = pos - tile_start;
-                        for c_out in 0..out_channels_per_group {
-                            let dst_idx = b * channels_out * spatial_out
-                                + (out_c_start + c_out) * spatial_out
-                                + pixel_start;
-                            let res = &result[c_out * tile_size + local..][..run];
-                            // SAFETY: tiles cover disjoint (image, pixel) ranges, so every
-                            // index is written by exactly one task and lies inside `dst`.
-                            unsafe {
-                                core::ptr::copy_nonoverlapping(
-                                    res.as_ptr(),
-                                    dst_ptr.ptr_add(dst_idx),
-                                    run,
-                                );
-                            }
+                        if col_buffer.len() < col_len * tile_size {
+                            col_buffer.resize(col_len * tile_size, zero);
                         }
-                        pos += run;
+                        let col_tile = &mut col_buffer[..col_len * tile_size];
+                        // One im2col call per image the tile covers.
+                        let mut pos = tile_start;
+                        while pos < tile_end {
+                            let b = pos / spatial_out;
+                            let pixel_start = pos % spatial_out;
+                            let pixel_end = spatial_out.min(pixel_start + (tile_end - pos));
+                            let row = pos - tile_start;
+                            im2col_3d_tile(
+                                &mut col_tile[row * col_len..],
+                                &x_nhwc,
+                                pixel_start,
+                                pixel_end,
+                                out_h,
+                                out_w,
+                                kernel_d,
+                                kernel_h,
+                                kernel_w,
+                                stride_d,
+                                stride_h,
+                                stride_w,
+                                dilation_d,
+                                dilation_h,
+                                dilation_w,
+                                pad_d,
+                                pad_h,
+                                pad_w,
+                                in_d,
+                                in_h,
+                                in_w,
+                                channels_per_group,
+                                col_len,
+                                b,
+                                in_c_start,
+                                nhwc_stride,
+                            );
+                            pos += pixel_end - pixel_start;
+                        }
+
+                        let w_start = out_c_start * col_len;
+                        let w_end = w_start + out_channels_per_group * col_len;
+                        let w_group = &w_flat[w_start..w_end];
+
+                        // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
+                        let result = gemm_fn(
+                            w_group,
+                            &col_tile,
+                            out_channels_per_group,
+                            col_len,
+                            tile_size,
+                        );
+
+                        // Each output channel's run of pixels within one image is contiguous.
+                        let mut pos = tile_start;
+                        while pos < tile_end {
+                            let b = pos / spatial_out;
+                            let pixel_start = pos % spatial_out;
+                            let run = (spatial_out - pixel_start).min(tile_end - pos);
+                            let local = pos - tile_start;
+                            for c_out in 0..out_channels_per_group {
+                                let dst_idx = b * channels_out * spatial_out
+                                    + (out_c_start + c_out) * spatial_out
+                                    + pixel_start;
+                                let res = &result[c_out * tile_size + local..][..run];
+                                // SAFETY: tiles cover disjoint (image, pixel) ranges, so every
+                                // index is written by exactly one task and lies inside `dst`.
+                                unsafe {
+                                    core::ptr::copy_nonoverlapping(
+                                        res.as_ptr(),
+                                        dst_ptr.ptr_add(dst_idx),
+                                        run,
+                                    );
+                                }
+                            }
+                            pos += run;
+                        }
                     }
-                }
-            });
+                },
+            );
             dst
         }
         #[cfg(not(feature = "rayon"))]

@@ -266,11 +266,12 @@ where
     // computed once per coordinate here instead of with six integer divisions per output
     // element (a fifth of a small CNN's training step on flex). The iteration order, and so
     // the selected index and NaN propagation, are unchanged.
-    let ranges = |out: usize, kernel: usize, stride: usize, pad: usize, dilation: usize, input: usize| {
-        (0..out)
-            .map(|o| valid_range_maxpool(o, kernel, stride, pad, dilation, input))
-            .collect::<Vec<_>>()
-    };
+    let ranges =
+        |out: usize, kernel: usize, stride: usize, pad: usize, dilation: usize, input: usize| {
+            (0..out)
+                .map(|o| valid_range_maxpool(o, kernel, stride, pad, dilation, input))
+                .collect::<Vec<_>>()
+        };
     let ranges_d = ranges(out_d, kernel_d, stride_d, pad_d, dilation_d, in_d);
     let ranges_h = ranges(out_h, kernel_h, stride_h, pad_h, dilation_h, in_h);
     let ranges_w = ranges(out_w, kernel_w, stride_w, pad_w, dilation_w, in_w);

@@ -322,18 +322,42 @@ fn lane_sum_grad<T: KernelFloat>(g: &[T], x: &[T], m: T) -> (T, T) {
     (total(sum_g), total(sum_gx))
 }
 
-/// Per-channel means of `[N, C, plane]` data.
-fn channel_means<T: KernelFloat>(x: &[T], batch: usize, channels: usize, plane: usize) -> Vec<T> {
+/// Per-channel means of `f(c, x)` over `[N, C, plane]` data.
+fn channel_means<T: KernelFloat>(
+    x: &[T],
+    (batch, channels, plane): (usize, usize, usize),
+    f: impl Fn(usize, T) -> T + Sync,
+) -> Vec<T> {
     let count = T::from(batch * plane).unwrap();
     (0..channels)
         .into_par_iter()
         .map(|c| {
             let sum: T = (0..batch)
-                .map(|n| lane_sum(&x[(n * channels + c) * plane..][..plane], |v| v))
+                .map(|n| lane_sum(&x[(n * channels + c) * plane..][..plane], |v| f(c, v)))
                 .sum();
             sum / count
         })
         .collect()
+}
+
+/// `out[n, c, i] = f(c, x[n, c, i])` over `[N, C, plane]` data, one plane per rayon task.
+fn map_planes<T: KernelFloat>(
+    x: &[T],
+    channels: usize,
+    plane: usize,
+    f: impl Fn(usize, T) -> T + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(plane.max(1))
+        .zip(x.par_chunks(plane.max(1)))
+        .enumerate()
+        .for_each(|(p, (out, x))| {
+            let c = p % channels;
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = f(c, v);
+            }
+        });
+    out
 }
 
 fn batch_norm_train_typed<T: KernelFloat>(
@@ -343,43 +367,25 @@ fn batch_norm_train_typed<T: KernelFloat>(
     epsilon: f64,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let shape = x.shape();
-    let (batch, channels, plane) = bn_dims(&shape);
+    let dims @ (_, channels, plane) = bn_dims(&shape);
     let (x, gamma, beta) = (
         x.to_contiguous(),
         gamma.to_contiguous(),
         beta.to_contiguous(),
     );
     let (x, gamma, beta) = (x.storage::<T>(), gamma.storage::<T>(), beta.storage::<T>());
-    let count = T::from(batch * plane).unwrap();
 
-    let mean = channel_means(&x, batch, channels, plane);
+    let mean = channel_means(x, dims, |_, v| v);
     // Two passes (mean, then squared deviations), as Burn's default computes the variance.
-    let variance: Vec<T> = (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = mean[c];
-            let sum: T = (0..batch)
-                .map(|n| lane_sum(&x[(n * channels + c) * plane..][..plane], |v| (v - m) * (v - m)))
-                .sum();
-            sum / count
-        })
-        .collect();
+    let variance = channel_means(x, dims, |c, v| (v - mean[c]) * (v - mean[c]));
     let eps = T::from(epsilon).unwrap();
     let scale: Vec<T> = (0..channels)
         .map(|c| gamma[c] / (variance[c] + eps).sqrt())
         .collect();
 
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane.max(1)))
-        .enumerate()
-        .for_each(|(p, (out, x))| {
-            let c = p % channels;
-            let (m, s, b) = (mean[c], scale[c], beta[c]);
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (v - m) * s + b;
-            }
-        });
+    let out = map_planes(x, channels, plane, |c, v| {
+        (v - mean[c]) * scale[c] + beta[c]
+    });
 
     (
         tensor_from(out, shape),
@@ -399,8 +405,12 @@ pub(crate) fn batch_norm_inference(
     epsilon: f64,
 ) -> FlexTensor {
     match x.dtype() {
-        DType::F32 => batch_norm_inference_typed::<f32>(&x, &gamma, &beta, &mean, &variance, epsilon),
-        DType::F64 => batch_norm_inference_typed::<f64>(&x, &gamma, &beta, &mean, &variance, epsilon),
+        DType::F32 => {
+            batch_norm_inference_typed::<f32>(&x, &gamma, &beta, &mean, &variance, epsilon)
+        }
+        DType::F64 => {
+            batch_norm_inference_typed::<f64>(&x, &gamma, &beta, &mean, &variance, epsilon)
+        }
         DType::F16 | DType::BF16 => through_f32(vec![x, gamma, beta, mean, variance], |t| {
             vec![batch_norm_inference_typed::<f32>(
                 &t[0], &t[1], &t[2], &t[3], &t[4], epsilon,
@@ -434,19 +444,11 @@ fn batch_norm_inference_typed<T: KernelFloat>(
     let scale: Vec<T> = (0..channels)
         .map(|c| gamma[c] / (variance[c] + eps).sqrt())
         .collect();
-    let shift: Vec<T> = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
+    let shift: Vec<T> = (0..channels)
+        .map(|c| beta[c] - mean[c] * scale[c])
+        .collect();
 
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane.max(1)))
-        .enumerate()
-        .for_each(|(p, (out, x))| {
-            let c = p % channels;
-            let (s, b) = (scale[c], shift[c]);
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = v * s + b;
-            }
-        });
+    let out = map_planes(x, channels, plane, |c, v| v * scale[c] + shift[c]);
     tensor_from(out, shape)
 }
 
