@@ -378,7 +378,8 @@ fn batch_norm_training_matches_the_direct_formulas() {
 #[test]
 fn batch_norm_inference_matches_the_formula() {
     // Inference mode with given statistics, on the plain device (a teacher's forward pass):
-    // (x − mean) / √(var + ε) · γ + β, for NCHW, a permuted view and a rank-2 input.
+    // (x − mean) / √(var + ε) · γ + β, for NCHW (owned and shared), a permuted view and a
+    // rank-2 input.
     let device = Device::flex();
     let eps = 1e-5;
     for (i, shape) in [[3, 5, 7, 9], [2, 4, 1, 1], [4, 6, 3, 2]]
@@ -419,7 +420,13 @@ fn batch_norm_inference_matches_the_formula() {
                 eps,
             ))
         };
+        // A tensor nothing else holds is normalised in its own buffer.
         assert_close(&run(tensor(&x, shape, &device)), &want, &what);
+        // A shared one is normalised into a new buffer and left as it was.
+        let shared = tensor(&x, shape, &device);
+        assert_close(&run(shared.clone()), &want, &format!("{what}: shared"));
+        let unchanged: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(values(shared), unchanged, "{what}: the shared input changed");
         // The same values behind a permuted view: [N, H, C, W] swapped back to [N, C, H, W].
         let [n, c, h, w] = shape;
         let permuted = tensor(&x, shape, &device).swap_dims(1, 2);

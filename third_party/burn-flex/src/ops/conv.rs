@@ -326,10 +326,12 @@ fn conv3d_impl<
         channels_in,
         1,
     );
-    let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    // kd patch: one image per rayon task (the conversion was serial).
+    // kd patch: one image per rayon task (the conversion was serial), written into an
+    // uninitialised buffer (every element is written once, so zeroing it first was wasted).
+    let nhwc_len = batch_size * in_d * in_h * in_w * channels_in;
+    let mut x_nhwc: Vec<T> = Vec::with_capacity(nhwc_len);
     let image_len = in_d * in_h * in_w * channels_in;
-    let convert = |b: usize, image: &mut [T]| {
+    let convert = |b: usize, image: &mut [core::mem::MaybeUninit<T>]| {
         for d in 0..in_d {
             for h in 0..in_h {
                 for w in 0..in_w {
@@ -340,7 +342,7 @@ fn conv3d_impl<
                             + h * in_w
                             + w;
                         let dst_idx = d * nhwc_stride.1 + h * nhwc_stride.2 + w * nhwc_stride.3 + c;
-                        image[dst_idx] = x_data[src_idx];
+                        image[dst_idx].write(x_data[src_idx]);
                     }
                 }
             }
@@ -350,17 +352,19 @@ fn conv3d_impl<
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
-            x_nhwc
+            x_nhwc.spare_capacity_mut()[..nhwc_len]
                 .par_chunks_mut(image_len)
                 .enumerate()
                 .for_each(|(b, image)| convert(b, image));
         }
         #[cfg(not(feature = "rayon"))]
-        x_nhwc
+        x_nhwc.spare_capacity_mut()[..nhwc_len]
             .chunks_mut(image_len)
             .enumerate()
             .for_each(|(b, image)| convert(b, image));
     }
+    // SAFETY: `convert` wrote every element of every image (all `nhwc_len` of them).
+    unsafe { x_nhwc.set_len(nhwc_len) };
 
     // Use tiled parallel execution
     let output = {

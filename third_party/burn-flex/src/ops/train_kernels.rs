@@ -347,17 +347,37 @@ fn map_planes<T: KernelFloat>(
     plane: usize,
     f: impl Fn(usize, T) -> T + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(plane.max(1))
+    let mut out = Vec::with_capacity(x.len());
+    out.spare_capacity_mut()
+        .par_chunks_mut(plane.max(1))
         .zip(x.par_chunks(plane.max(1)))
         .enumerate()
         .for_each(|(p, (out, x))| {
             let c = p % channels;
             for (o, &v) in out.iter_mut().zip(x) {
-                *o = f(c, v);
+                o.write(f(c, v));
             }
         });
+    // SAFETY: the planes cover all `x.len()` elements, and each was written above.
+    unsafe { out.set_len(x.len()) };
     out
+}
+
+/// `x[n, c, i] = f(c, x[n, c, i])` in place over `[N, C, plane]` data, as [`map_planes`].
+fn map_planes_in_place<T: KernelFloat>(
+    x: &mut [T],
+    channels: usize,
+    plane: usize,
+    f: impl Fn(usize, T) -> T + Sync,
+) {
+    x.par_chunks_mut(plane.max(1))
+        .enumerate()
+        .for_each(|(p, x)| {
+            let c = p % channels;
+            for v in x {
+                *v = f(c, *v);
+            }
+        });
 }
 
 fn batch_norm_train_typed<T: KernelFloat>(
@@ -406,14 +426,15 @@ pub(crate) fn batch_norm_inference(
 ) -> FlexTensor {
     match x.dtype() {
         DType::F32 => {
-            batch_norm_inference_typed::<f32>(&x, &gamma, &beta, &mean, &variance, epsilon)
+            batch_norm_inference_typed::<f32>(x, &gamma, &beta, &mean, &variance, epsilon)
         }
         DType::F64 => {
-            batch_norm_inference_typed::<f64>(&x, &gamma, &beta, &mean, &variance, epsilon)
+            batch_norm_inference_typed::<f64>(x, &gamma, &beta, &mean, &variance, epsilon)
         }
-        DType::F16 | DType::BF16 => through_f32(vec![x, gamma, beta, mean, variance], |t| {
+        DType::F16 | DType::BF16 => through_f32(vec![x, gamma, beta, mean, variance], |mut t| {
+            let x = t.remove(0);
             vec![batch_norm_inference_typed::<f32>(
-                &t[0], &t[1], &t[2], &t[3], &t[4], epsilon,
+                x, &t[0], &t[1], &t[2], &t[3], epsilon,
             )]
         })
         .remove(0),
@@ -421,8 +442,10 @@ pub(crate) fn batch_norm_inference(
     }
 }
 
+/// Computes in `x`'s own buffer when nothing else holds it (a convolution's output, say), which
+/// saves allocating and first touching a new one.
 fn batch_norm_inference_typed<T: KernelFloat>(
-    x: &FlexTensor,
+    mut x: FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
     mean: &FlexTensor,
@@ -431,8 +454,6 @@ fn batch_norm_inference_typed<T: KernelFloat>(
 ) -> FlexTensor {
     let shape = x.shape();
     let (_, channels, plane) = bn_dims(&shape);
-    let x = x.to_contiguous();
-    let x = x.storage::<T>();
     let per_channel = |t: &FlexTensor| t.to_contiguous().storage::<T>().to_vec();
     let (gamma, beta, mean, variance) = (
         per_channel(gamma),
@@ -447,9 +468,16 @@ fn batch_norm_inference_typed<T: KernelFloat>(
     let shift: Vec<T> = (0..channels)
         .map(|c| beta[c] - mean[c] * scale[c])
         .collect();
+    let f = |c: usize, v: T| v * scale[c] + shift[c];
 
-    let out = map_planes(x, channels, plane, |c, v| v * scale[c] + shift[c]);
-    tensor_from(out, shape)
+    let layout = x.layout();
+    if x.is_unique() && layout.is_contiguous() && layout.start_offset() == 0 {
+        let len = shape.num_elements();
+        map_planes_in_place(&mut x.storage_mut::<T>()[..len], channels, plane, f);
+        return x;
+    }
+    let x = x.to_contiguous();
+    tensor_from(map_planes(x.storage::<T>(), channels, plane, f), shape)
 }
 
 /// Gradients of training-mode BatchNorm: `(x_grad, gamma_grad, beta_grad)`.
