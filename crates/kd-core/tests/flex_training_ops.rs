@@ -426,7 +426,11 @@ fn batch_norm_inference_matches_the_formula() {
         let shared = tensor(&x, shape, &device);
         assert_close(&run(shared.clone()), &want, &format!("{what}: shared"));
         let unchanged: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        assert_eq!(values(shared), unchanged, "{what}: the shared input changed");
+        assert_eq!(
+            values(shared),
+            unchanged,
+            "{what}: the shared input changed"
+        );
         // The same values behind a permuted view: [N, H, C, W] swapped back to [N, C, H, W].
         let [n, c, h, w] = shape;
         let permuted = tensor(&x, shape, &device).swap_dims(1, 2);
