@@ -21,11 +21,41 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SEEDED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fresh temporary run folder for test `name` of file `file`.
-pub fn run_dir(file: &str, name: &str) -> PathBuf {
+/// A fresh temporary run folder for test `name` of file `file`, removed when dropped.
+pub fn run_dir(file: &str, name: &str) -> RunDir {
     let dir = std::env::temp_dir().join(format!("kd-{file}-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    RunDir(dir)
+}
+
+/// A test's run folder: the path, and the folder's removal when the test ends (passing or
+/// not), so that repeated test runs leave nothing behind.
+pub struct RunDir(PathBuf);
+
+impl std::ops::Deref for RunDir {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for RunDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for RunDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `n` random 1×8×8 images whose class (of 3) is the brightest third of the image, as a
