@@ -348,7 +348,7 @@ fn map_planes<T: KernelFloat>(
     f: impl Fn(usize, T) -> T + Sync,
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(x.len());
-    out.spare_capacity_mut()
+    out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(plane.max(1))
         .zip(x.par_chunks(plane.max(1)))
         .enumerate()
