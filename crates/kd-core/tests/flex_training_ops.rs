@@ -1,8 +1,8 @@
 //! flex's kernels from kd's burn-flex patch (`third_party/burn-flex/KD-PATCH.md`): the
 //! convolution forward pass (tiles spanning several images), the convolution weight and input
-//! gradients, BatchNorm in training (forward and backward) and inference mode, and max pooling, on odd shapes,
-//! strides, paddings (symmetric and asymmetric), dilations and groups, against direct f64
-//! computations of the same formulas. They run through Burn's public API on
+//! gradients, BatchNorm in training (forward and backward) and inference mode, and max
+//! pooling, on odd shapes, strides, paddings (symmetric and asymmetric), dilations and groups,
+//! against direct f64 computations of the same formulas. They run through Burn's public API on
 //! `Device::flex().autodiff()`, the path a training step takes.
 
 use burn::prelude::*;
@@ -375,6 +375,26 @@ fn batch_norm_training_matches_the_direct_formulas() {
     }
 }
 
+/// Inference-mode BatchNorm in f64, `(x − mean) / √(var + ε) · γ + β`, where element `j` of
+/// `x` belongs to channel `j / plane % channels`.
+fn batch_norm_inference_reference(
+    x: &[f32],
+    [gamma, beta, mean, variance]: [&[f32]; 4],
+    plane: usize,
+    eps: f64,
+) -> Vec<f64> {
+    let channels = gamma.len();
+    x.iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            let c = j / plane % channels;
+            (f64::from(v) - f64::from(mean[c])) / (f64::from(variance[c]) + eps).sqrt()
+                * f64::from(gamma[c])
+                + f64::from(beta[c])
+        })
+        .collect()
+}
+
 #[test]
 fn batch_norm_inference_matches_the_formula() {
     // Inference mode with given statistics, on the plain device (a teacher's forward pass):
@@ -399,16 +419,8 @@ fn batch_norm_inference_matches_the_formula() {
             .iter()
             .map(|v| v.abs() + 0.1)
             .collect();
-        let want: Vec<f64> = x
-            .iter()
-            .enumerate()
-            .map(|(j, &v)| {
-                let c = j / plane % channels;
-                (f64::from(v) - f64::from(mean[c])) / (f64::from(variance[c]) + eps).sqrt()
-                    * f64::from(gamma[c])
-                    + f64::from(beta[c])
-            })
-            .collect();
+        let want =
+            batch_norm_inference_reference(&x, [&gamma, &beta, &mean, &variance], plane, eps);
         let stats = |v: &[f32]| tensor(v, [channels], &device);
         let run = |input: Tensor<4>| {
             values(batch_norm(
@@ -457,13 +469,7 @@ fn batch_norm_inference_matches_the_formula() {
         tensor(&variance, [4], &device),
         eps,
     ));
-    let want: Vec<f64> = (0..12)
-        .map(|j| {
-            let c = j % 4;
-            (f64::from(x[j]) - f64::from(mean[c])) / (0.5 + eps).sqrt() * f64::from(gamma[c])
-                + f64::from(beta[c])
-        })
-        .collect();
+    let want = batch_norm_inference_reference(&x, [&gamma, &beta, &mean, &variance], 1, eps);
     assert_close(&got, &want, "inference batch norm [3, 4]");
 }
 

@@ -389,14 +389,15 @@ fn conv3d_impl<
                     let tile_end = (tile_start + TILE_SIZE).min(total);
                     let tile_size = tile_end - tile_start;
 
+                    if col_buffer.len() < col_len * tile_size {
+                        col_buffer.resize(col_len * tile_size, zero);
+                    }
+                    let col_tile = &mut col_buffer[..col_len * tile_size];
+
                     for g in 0..groups {
                         let in_c_start = g * channels_per_group;
                         let out_c_start = g * out_channels_per_group;
 
-                        if col_buffer.len() < col_len * tile_size {
-                            col_buffer.resize(col_len * tile_size, zero);
-                        }
-                        let col_tile = &mut col_buffer[..col_len * tile_size];
                         // One im2col call per image the tile covers.
                         let mut pos = tile_start;
                         while pos < tile_end {
@@ -442,7 +443,7 @@ fn conv3d_impl<
                         // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
                         let result = gemm_fn(
                             w_group,
-                            &col_tile,
+                            col_tile,
                             out_channels_per_group,
                             col_len,
                             tile_size,
