@@ -167,12 +167,27 @@ fn drop_path_only_in_training() {
         (a, b)
     };
 
+    // Only the second of the two blocks drops (rates rise from 0), two paths per sample, so
+    // a small batch would repeat its masks by chance. Sixteen copies of the first image make
+    // that a 2^-32 event, and show the masks are drawn per sample.
     let dropping = fixture.config.clone().with_drop_path_rate(0.5);
     let model = timm_model("rel_ls_avg", &dropping, &train_device);
-    let (a, b) = forward_twice(&model, &train_device);
+    let copies = || input(&fixture, &train_device).narrow(0, 0, 1).repeat_dim(0, 16);
+    let a = model.forward(copies()).to_data();
+    let b = model.forward(copies()).to_data();
     assert!(
         rel_error(&a, &b) > 1e-3,
         "drop path left the output unchanged"
+    );
+    let rows: Vec<Vec<f32>> = a
+        .try_to_vec::<f32>()
+        .unwrap()
+        .chunks(a.shape()[1])
+        .map(<[f32]>::to_vec)
+        .collect();
+    assert!(
+        rows.iter().any(|row| row != &rows[0]),
+        "drop path dropped the same paths for every sample"
     );
 
     let eval = model.valid();
