@@ -172,7 +172,11 @@ fn drop_path_only_in_training() {
     // that a 2^-32 event, and show the masks are drawn per sample.
     let dropping = fixture.config.clone().with_drop_path_rate(0.5);
     let model = timm_model("rel_ls_avg", &dropping, &train_device);
-    let copies = || input(&fixture, &train_device).narrow(0, 0, 1).repeat_dim(0, 16);
+    let copies = || {
+        input(&fixture, &train_device)
+            .narrow(0, 0, 1)
+            .repeat_dim(0, 16)
+    };
     let a = model.forward(copies()).to_data();
     let b = model.forward(copies()).to_data();
     assert!(
