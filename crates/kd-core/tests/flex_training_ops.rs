@@ -151,7 +151,7 @@ type ConvRow = (
 
 /// One row per case (a table, so rustfmt keeps its rows).
 #[rustfmt::skip]
-const CONV_CASES: [ConvRow; 12] = [
+const CONV_CASES: [ConvRow; 15] = [
     // ResNet's 3×3, padding 1, at odd sizes and batch.
     ([3, 5, 7], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     // Strided, unpadded, rectangular kernel.
@@ -167,9 +167,17 @@ const CONV_CASES: [ConvRow; 12] = [
     // A deep layer's 4×4 map over many images: forward tiles of 512 pixels span 32 images and
     // the last tile is partial.
     ([37, 8, 5], [4, 4], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
-    // 529 output pixels per image (more than 4 input channels, so flex's general path): tiles
-    // cross image boundaries at odd offsets.
+    // 529 output pixels per image (more than 4 input channels, so flex's general path): maps
+    // of at least half a tile are split per image (here two tiles of 264 and 265 pixels),
+    // whose products are written straight into the output's rows.
     ([3, 5, 4], [23, 23], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    // Exactly half a tile (256 pixels, one tile per image), grouped: each group's product
+    // lands in its own channels' rows.
+    ([3, 6, 4], [16, 16], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 2),
+    // 255 pixels per image (tiles over images again, crossing boundaries at odd offsets), and
+    // 1,221 pixels (three tiles per image), strided.
+    ([3, 5, 4], [17, 17], [3, 3], [1, 1], [(1, 1), (0, 0)], [1, 1], 1),
+    ([2, 5, 3], [65, 73], [3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1], 1),
     // Groups, with images spanning tiles.
     ([40, 4, 6], [5, 3], [3, 1], [1, 1], [(1, 1), (0, 0)], [1, 1], 2),
     // flex's 1×1 path (one GEMM per image): a small map over many images, grouped, and a

@@ -244,7 +244,7 @@ fn conv3d_impl<
     options: &ConvOptions<3>,
     dtype: DType,
     zero: T,
-    gemm_fn: fn(&[T], &[T], usize, usize, usize) -> Vec<T>,
+    gemm_fn: unsafe fn(&[T], &[T], usize, usize, usize, *mut T, usize),
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
@@ -372,27 +372,58 @@ fn conv3d_impl<
         {
             use rayon::prelude::*;
 
-            let mut dst = vec![zero; batch_size * channels_out * spatial_out];
+            // kd patch: the output is not zeroed; the tiles below write every element of it.
+            let out_len = batch_size * channels_out * spatial_out;
+            let mut dst: Vec<T> = Vec::with_capacity(out_len);
             let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
 
-            // kd patch: tiles run over (image, output pixel) pairs, so a layer with a small
-            // output (a 4×4 map gives 16 pixels per image) still multiplies TILE_SIZE columns
-            // per GEMM instead of one image's few.
+            // kd patch: with maps of at least half a tile, each image's pixels are split into
+            // equal tiles, so a tile never crosses images and its product is written straight
+            // into the output's NCHW rows (row stride `spatial_out`). Smaller maps (a 4×4 map
+            // gives 16 pixels per image) keep tiles over (image, pixel) pairs, so their GEMMs
+            // still multiply TILE_SIZE columns; those products go to a buffer and are copied
+            // into the output a run at a time.
             let total = batch_size * spatial_out;
-            let num_global_tiles = total.div_ceil(TILE_SIZE);
-            // The im2col buffer is reused by each rayon job across its tiles: im2col writes
-            // every element, padding included, so it is never zeroed again.
-            (0..num_global_tiles).into_par_iter().for_each_init(
-                Vec::new,
-                |col_buffer: &mut Vec<T>, tile_idx| {
-                    let tile_start = tile_idx * TILE_SIZE;
-                    let tile_end = (tile_start + TILE_SIZE).min(total);
+            let tiles_per_image = if 2 * spatial_out >= TILE_SIZE {
+                spatial_out.div_ceil(TILE_SIZE)
+            } else {
+                0
+            };
+            let num_tiles = if tiles_per_image > 0 {
+                batch_size * tiles_per_image
+            } else {
+                total.div_ceil(TILE_SIZE)
+            };
+            let tile_range = |tile_idx: usize| {
+                if tiles_per_image > 0 {
+                    let b = tile_idx / tiles_per_image;
+                    let i = tile_idx % tiles_per_image;
+                    (
+                        b * spatial_out + i * spatial_out / tiles_per_image,
+                        b * spatial_out + (i + 1) * spatial_out / tiles_per_image,
+                    )
+                } else {
+                    let start = tile_idx * TILE_SIZE;
+                    (start, (start + TILE_SIZE).min(total))
+                }
+            };
+            // The im2col and result buffers are reused by each rayon job across its tiles:
+            // im2col writes every element, padding included, and `gemm_fn` every element of
+            // its product, so neither is zeroed again.
+            (0..num_tiles).into_par_iter().for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(col_buffer, result_buffer): &mut (Vec<T>, Vec<T>), tile_idx| {
+                    let (tile_start, tile_end) = tile_range(tile_idx);
                     let tile_size = tile_end - tile_start;
+                    let one_image = tile_start / spatial_out == (tile_end - 1) / spatial_out;
 
                     if col_buffer.len() < col_len * tile_size {
                         col_buffer.resize(col_len * tile_size, zero);
                     }
                     let col_tile = &mut col_buffer[..col_len * tile_size];
+                    if !one_image && result_buffer.len() < out_channels_per_group * tile_size {
+                        result_buffer.resize(out_channels_per_group * tile_size, zero);
+                    }
 
                     for g in 0..groups {
                         let in_c_start = g * channels_per_group;
@@ -441,13 +472,41 @@ fn conv3d_impl<
                         let w_group = &w_flat[w_start..w_end];
 
                         // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                        let result = gemm_fn(
-                            w_group,
-                            col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
+                        if one_image {
+                            let b = tile_start / spatial_out;
+                            let dst_idx = b * channels_out * spatial_out
+                                + out_c_start * spatial_out
+                                + tile_start % spatial_out;
+                            // SAFETY: the product's rows are this group's output channels of
+                            // image `b`, its columns the tile's pixels: all inside `dst`, and
+                            // tiles cover disjoint (image, pixel) ranges, so no other task
+                            // writes them.
+                            unsafe {
+                                gemm_fn(
+                                    w_group,
+                                    col_tile,
+                                    out_channels_per_group,
+                                    col_len,
+                                    tile_size,
+                                    dst_ptr.ptr_add(dst_idx),
+                                    spatial_out,
+                                );
+                            }
+                            continue;
+                        }
+                        let result = &mut result_buffer[..out_channels_per_group * tile_size];
+                        // SAFETY: `result` holds `out_channels_per_group * tile_size` elements.
+                        unsafe {
+                            gemm_fn(
+                                w_group,
+                                col_tile,
+                                out_channels_per_group,
+                                col_len,
+                                tile_size,
+                                result.as_mut_ptr(),
+                                tile_size,
+                            );
+                        }
 
                         // Each output channel's run of pixels within one image is contiguous.
                         let mut pos = tile_start;
@@ -476,6 +535,9 @@ fn conv3d_impl<
                     }
                 },
             );
+            // SAFETY: the tiles cover every (image, pixel) pair and the groups every output
+            // channel, so all `out_len` elements have been written.
+            unsafe { dst.set_len(out_len) };
             dst
         }
         #[cfg(not(feature = "rayon"))]
@@ -531,13 +593,19 @@ fn conv3d_impl<
                         let w_group = &w_flat[w_start..w_end];
 
                         // GEMM for this group
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
+                        let mut result = vec![zero; out_channels_per_group * tile_size];
+                        // SAFETY: `result` holds `out_channels_per_group * tile_size` elements.
+                        unsafe {
+                            gemm_fn(
+                                w_group,
+                                &col_tile,
+                                out_channels_per_group,
+                                col_len,
+                                tile_size,
+                                result.as_mut_ptr(),
+                                tile_size,
+                            );
+                        }
 
                         // Write results to output for this group's output channels
                         for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
@@ -1815,11 +1883,25 @@ fn conv3d_direct_impl<
 
 macro_rules! gemm_typed {
     ($fn_name:ident, $T:ty, $zero:expr, $one:expr) => {
-        fn $fn_name(a: &[$T], b: &[$T], m: usize, k: usize, n: usize) -> Vec<$T> {
-            // kd patch: `read_dst` is false below, so `gemm` writes every element of `c`
-            // without reading it; the buffer is not zeroed first, and its length is set once
-            // `gemm` has written it.
-            let mut c: Vec<$T> = Vec::with_capacity(m * n);
+        /// `dst[i * dst_rs + j] = Σ_l a[i * k + l] · b[j * k + l]` for `i < m`, `j < n`:
+        /// `a` is `[m, k]` and `b` is `[n, k]`, both row-major.
+        ///
+        /// kd patch: the product is written where the caller points (a convolution's output
+        /// rows, or a buffer), with `read_dst` false, so nothing there needs to be zeroed or
+        /// even initialised first.
+        ///
+        /// # Safety
+        /// `dst` must be valid for writes at every offset `i * dst_rs + j` above, and no other
+        /// thread may access those elements during the call.
+        unsafe fn $fn_name(
+            a: &[$T],
+            b: &[$T],
+            m: usize,
+            k: usize,
+            n: usize,
+            dst: *mut $T,
+            dst_rs: usize,
+        ) {
             #[cfg(feature = "rayon")]
             let parallelism = if m * n * k >= 192 * 192 * 192 {
                 gemm::Parallelism::Rayon(0)
@@ -1833,9 +1915,9 @@ macro_rules! gemm_typed {
                     m,
                     n,
                     k,
-                    c.as_mut_ptr(),
+                    dst,
                     1,
-                    n as isize,
+                    dst_rs as isize,
                     false,
                     a.as_ptr(),
                     1,
@@ -1850,10 +1932,7 @@ macro_rules! gemm_typed {
                     false,
                     parallelism,
                 );
-                // SAFETY: `gemm` has written all `m * n` elements (see above).
-                c.set_len(m * n);
             }
-            c
         }
     };
 }
