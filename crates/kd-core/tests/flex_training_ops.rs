@@ -609,6 +609,35 @@ fn max_pool_reference(
     reference
 }
 
+/// NaN wins a window and the last NaN's index is reported, as in PyTorch; ties go to the
+/// first maximum. Both the 2×2 path and the general one (a 3×3 window with padding).
+#[test]
+fn max_pool_propagates_nan() {
+    let device = Device::flex();
+    let nan = f32::NAN;
+    let x = [1.0, nan, 3.0, 2.0, nan, 0.0, 5.0, 5.0];
+    let (output, indices) = max_pool2d_with_indices(
+        tensor(&x, [1, 1, 2, 4], &device),
+        MaxPoolOptions::new([2, 2]).with_stride([2, 2]),
+    );
+    let output = values(output);
+    assert!(output[0].is_nan(), "{output:?}");
+    assert_eq!(output[1], 5.0);
+    let indices: Vec<i64> = indices.into_data().iter::<i64>().collect();
+    assert_eq!(indices, [4, 6]);
+
+    let (output, indices) = max_pool2d_with_indices(
+        tensor(&x, [1, 1, 2, 4], &device),
+        MaxPoolOptions::new([3, 3])
+            .with_stride([2, 2])
+            .with_padding([1, 1]),
+    );
+    let output = values(output);
+    assert!(output[0].is_nan() && output[1].is_nan(), "{output:?}");
+    let indices: Vec<i64> = indices.into_data().iter::<i64>().collect();
+    assert_eq!(indices, [4, 1]);
+}
+
 /// A max-pool case: input shape, kernel, stride, padding, dilation, ceil mode.
 type PoolRow = (
     [usize; 4],
@@ -623,10 +652,14 @@ type PoolRow = (
 fn max_pool_matches_the_direct_windows() {
     let device = Device::flex();
     let train_device = device.clone().autodiff();
-    // (input shape, kernel, stride, padding, dilation, ceil mode): the students' 2×2 pool, a
-    // ResNet stem's 3×3/2 with padding, overlapping dilated windows, and ceil mode on odd sizes.
-    let cases: [PoolRow; 4] = [
+    // (input shape, kernel, stride, padding, dilation, ceil mode): the students' 2×2 pool (on
+    // even and odd sizes, flex's 2×2 path; with ceil mode the last windows are partial, so the
+    // general path), a ResNet stem's 3×3/2 with padding, overlapping dilated windows, and ceil
+    // mode on odd sizes.
+    let cases: [PoolRow; 6] = [
         ([3, 4, 14, 14], [2, 2], [2, 2], [0, 0], [1, 1], false),
+        ([2, 3, 15, 13], [2, 2], [2, 2], [0, 0], [1, 1], false),
+        ([2, 2, 7, 9], [2, 2], [2, 2], [0, 0], [1, 1], true),
         ([2, 3, 15, 13], [3, 3], [2, 2], [1, 1], [1, 1], false),
         ([2, 2, 11, 9], [3, 2], [1, 2], [1, 0], [2, 1], false),
         ([1, 3, 9, 7], [3, 3], [2, 2], [1, 1], [1, 1], true),

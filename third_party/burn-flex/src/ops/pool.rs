@@ -311,6 +311,36 @@ where
         (max_val, max_idx)
     };
 
+    // kd patch: the 2×2, stride-2 pool of a 2D map with every window inside the input (no
+    // padding, or padding that no window reaches) is most CNNs' pool; it gets a loop over two
+    // input rows at a time, with the same comparisons in the same order as `kernel`.
+    let full = |ranges: &[(usize, usize)], k: usize| ranges.iter().all(|&r| r == (0, k));
+    if in_d == 1
+        && kernel_size == [1, 2, 2]
+        && stride == [1, 2, 2]
+        && padding == [0, 0, 0]
+        && dilation == [1, 1, 1]
+        && full(&ranges_d, 1)
+        && full(&ranges_h, 2)
+        && full(&ranges_w, 2)
+    {
+        let (output, indices) =
+            max_pool_2x2(x_data, batch_size * channels, in_h, in_w, out_h, out_w);
+        let out_shape = Shape::from(vec![batch_size, channels, out_d, out_h, out_w]);
+        return (
+            FlexTensor::new(
+                Bytes::from_elems(output),
+                Layout::contiguous(out_shape.clone()),
+                dtype,
+            ),
+            FlexTensor::new(
+                Bytes::from_elems(indices),
+                Layout::contiguous(out_shape),
+                DType::I64,
+            ),
+        );
+    }
+
     let (output, indices) = {
         #[cfg(feature = "rayon")]
         {
@@ -386,6 +416,82 @@ where
     );
 
     (output_tensor, indices_tensor)
+}
+
+/// kd patch: max pooling with 2×2 windows and stride 2 over `planes` maps of `in_h × in_w`,
+/// every window inside the map (`2 * out_h <= in_h`, `2 * out_w <= in_w`). Returns the maxima
+/// and their flat indices within each plane, `[planes, out_h, out_w]` each. As the general
+/// kernel: the window is read row by row, a later element wins only if it is greater or NaN
+/// (so the first maximum wins ties and the last NaN propagates, as in PyTorch).
+fn max_pool_2x2<T>(
+    x: &[T],
+    planes: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> (Vec<T>, Vec<i64>)
+where
+    T: bytemuck::Pod + Copy + PartialOrd + Send + Sync + num_traits::Float,
+{
+    debug_assert!(2 * out_h <= in_h && 2 * out_w <= in_w);
+    let in_plane = in_h * in_w;
+    let out_plane = out_h * out_w;
+    let len = planes * out_plane;
+    let mut output: Vec<T> = Vec::with_capacity(len);
+    let mut indices: Vec<i64> = Vec::with_capacity(len);
+    let pool_plane = |p: usize,
+                      out: &mut [core::mem::MaybeUninit<T>],
+                      idx: &mut [core::mem::MaybeUninit<i64>]| {
+        let plane = &x[p * in_plane..][..in_plane];
+        for oh in 0..out_h {
+            let top = 2 * oh * in_w;
+            let row0 = &plane[top..][..2 * out_w];
+            let row1 = &plane[top + in_w..][..2 * out_w];
+            let out_row = &mut out[oh * out_w..][..out_w];
+            let idx_row = &mut idx[oh * out_w..][..out_w];
+            for ow in 0..out_w {
+                let i = 2 * ow;
+                let mut best = row0[i];
+                let mut at = top + i;
+                for (val, pos) in [
+                    (row0[i + 1], top + i + 1),
+                    (row1[i], top + in_w + i),
+                    (row1[i + 1], top + in_w + i + 1),
+                ] {
+                    if val > best || val.is_nan() {
+                        best = val;
+                        at = pos;
+                    }
+                }
+                out_row[ow].write(best);
+                idx_row[ow].write(at as i64);
+            }
+        }
+    };
+    if out_plane > 0 {
+        let out = &mut output.spare_capacity_mut()[..len];
+        let idx = &mut indices.spare_capacity_mut()[..len];
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(out_plane)
+                .zip(idx.par_chunks_mut(out_plane))
+                .enumerate()
+                .for_each(|(p, (out, idx))| pool_plane(p, out, idx));
+        }
+        #[cfg(not(feature = "rayon"))]
+        out.chunks_mut(out_plane)
+            .zip(idx.chunks_mut(out_plane))
+            .enumerate()
+            .for_each(|(p, (out, idx))| pool_plane(p, out, idx));
+    }
+    // SAFETY: `pool_plane` wrote every element of every plane (all `len` of them).
+    unsafe {
+        output.set_len(len);
+        indices.set_len(len);
+    }
+    (output, indices)
 }
 
 /// 3D max pooling (without returning indices) for f32.
