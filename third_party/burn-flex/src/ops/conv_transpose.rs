@@ -359,7 +359,13 @@ fn conv_transpose3d_impl<
             columns_len >= channel_min_columns && total_groups < threads
         };
 
-    let process_group = |b: usize, g: usize, group_output: &mut [T], columns: &mut [T]| {
+    // kd patch: `computed` says `columns` already holds this (image, group)'s products (the
+    // batched path below); otherwise each tile's product is computed here.
+    let process_group = |b: usize,
+                         g: usize,
+                         group_output: &mut [T],
+                         columns: &mut [T],
+                         computed: bool| {
         let ic_start = g * in_channels_per_group;
         let x_offset = b * in_channels * in_spatial + ic_start * in_spatial;
         let w_offset = ic_start * out_channels_per_group * k_spatial;
@@ -373,15 +379,17 @@ fn conv_transpose3d_impl<
         let mut process_tile = |tile_start: usize, tile_len: usize| {
             let tile_end = tile_start + tile_len;
             let columns = &mut columns[..col_ch * tile_len];
-            gemm_fn(
-                columns,
-                w_group,
-                &x_group[tile_start..],
-                col_ch,
-                in_channels_per_group,
-                tile_len,
-                in_spatial,
-            );
+            if !computed {
+                gemm_fn(
+                    columns,
+                    w_group,
+                    &x_group[tile_start..],
+                    col_ch,
+                    in_channels_per_group,
+                    tile_len,
+                    in_spatial,
+                );
+            }
 
             // Add this tile to the output for this (batch, group).
             let process_channels = |first_channel: usize, channel_output: &mut [T]| {
@@ -505,8 +513,54 @@ fn conv_transpose3d_impl<
         }
     };
 
+    // kd patch: on small inputs (a 4×4 map gives 16 positions per image) one image's product
+    // has only a few rows once `gemm` orients it, which runs its narrowest, slowest kernel.
+    // Without groups, the images are taken in chunks of about 256 positions: one product per
+    // chunk, then each image's columns are copied out and added into its output as before.
     #[cfg(feature = "rayon")]
-    if total_groups > 1
+    let batched = if groups == 1 && tile_size >= in_spatial && in_spatial < 128 {
+        (256 / in_spatial.max(1)).min(batch_size)
+    } else {
+        1
+    };
+    #[cfg(feature = "rayon")]
+    if batched > 1 && in_channels > 0 {
+        use rayon::prelude::*;
+        output
+            .par_chunks_mut(batched * group_chunk_len)
+            .enumerate()
+            .for_each(|(chunk, chunk_output)| {
+                let first = chunk * batched;
+                let images = chunk_output.len() / group_chunk_len;
+                let n = images * in_spatial;
+                // The inputs of the chunk's images side by side: [in_channels, images · positions].
+                let mut x_chunk = vec![zero; in_channels * n];
+                for ch in 0..in_channels {
+                    for j in 0..images {
+                        x_chunk[ch * n + j * in_spatial..][..in_spatial].copy_from_slice(
+                            &x_data[((first + j) * in_channels + ch) * in_spatial..][..in_spatial],
+                        );
+                    }
+                }
+                let mut products = vec![zero; col_ch * n];
+                gemm_fn(
+                    &mut products,
+                    &w_data[..in_channels * col_ch],
+                    &x_chunk,
+                    col_ch,
+                    in_channels,
+                    n,
+                    n,
+                );
+                let mut columns = vec![zero; columns_len];
+                for (j, image_output) in chunk_output.chunks_mut(group_chunk_len).enumerate() {
+                    for (row, dst) in columns.chunks_mut(in_spatial).enumerate() {
+                        dst.copy_from_slice(&products[row * n + j * in_spatial..][..in_spatial]);
+                    }
+                    process_group(first + j, 0, image_output, &mut columns, true);
+                }
+            });
+    } else if total_groups > 1
         && (total_groups * out_channels_per_group * out_spatial) >= super::PARALLEL_THRESHOLD
     {
         use rayon::prelude::*;
@@ -517,14 +571,14 @@ fn conv_transpose3d_impl<
                 let b = bg / groups;
                 let g = bg % groups;
                 let mut columns = vec![zero; columns_len];
-                process_group(b, g, group_output, &mut columns);
+                process_group(b, g, group_output, &mut columns, false);
             });
     } else {
         let mut columns = vec![zero; columns_len];
         for (bg, group_output) in output.chunks_mut(group_chunk_len).enumerate() {
             let b = bg / groups;
             let g = bg % groups;
-            process_group(b, g, group_output, &mut columns);
+            process_group(b, g, group_output, &mut columns, false);
         }
     }
     #[cfg(not(feature = "rayon"))]
@@ -533,7 +587,7 @@ fn conv_transpose3d_impl<
         for (bg, group_output) in output.chunks_mut(group_chunk_len).enumerate() {
             let b = bg / groups;
             let g = bg % groups;
-            process_group(b, g, group_output, &mut columns);
+            process_group(b, g, group_output, &mut columns, false);
         }
     }
 
