@@ -129,17 +129,21 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
     let partials: Vec<Vec<T>> = (0..batch.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
-            let mut dw = vec![T::zero(); weight_len];
+            // The chunk's first image overwrites `dw` (`read_dst` false), so it starts
+            // uninitialised; its length is set once that image has written every element.
+            let mut dw: Vec<T> = Vec::with_capacity(weight_len);
             let mut col = vec![T::zero(); patch * spatial_out];
-            for b in c * chunk..((c + 1) * chunk).min(batch) {
+            let first = c * chunk;
+            for b in first..((c + 1) * chunk).min(batch) {
                 for g in 0..groups {
                     let x_group = &x[(b * channels_in + g * channels_in_group) * height * width..]
                         [..channels_in_group * height * width];
                     geometry.fill(x_group, channels_in_group, &mut col);
                     let dy_group = &dy[(b * channels_out + g * channels_out_group) * spatial_out..]
                         [..channels_out_group * spatial_out];
-                    let dw_group =
-                        &mut dw[g * channels_out_group * patch..][..channels_out_group * patch];
+                    // SAFETY: the group's rows of `dw` lie inside its capacity; before the
+                    // first image has written them they are only written, never read.
+                    let dw_group = unsafe { dw.as_mut_ptr().add(g * channels_out_group * patch) };
                     // dW_g[Co_g, patch] += dY_g[Co_g, L] · colᵀ[L, patch]; col is [patch, L]
                     // row-major, read as a column-major right-hand side.
                     // SAFETY: the three slices hold exactly the extents the strides address:
@@ -150,10 +154,10 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
                             channels_out_group,
                             patch,
                             spatial_out,
-                            dw_group.as_mut_ptr(),
+                            dw_group,
                             1,
                             patch as isize,
-                            true,
+                            b != first,
                             dy_group.as_ptr(),
                             1,
                             spatial_out as isize,
@@ -169,16 +173,32 @@ fn conv2d_weight_backward_typed<T: KernelFloat>(
                         );
                     }
                 }
+                if b == first {
+                    // SAFETY: every group's GEMM has written all of its rows, so all
+                    // `weight_len` elements are initialised.
+                    unsafe { dw.set_len(weight_len) };
+                }
             }
             dw
         })
         .collect();
 
-    let mut dw = vec![T::zero(); weight_len];
-    for partial in &partials {
-        for (acc, value) in dw.iter_mut().zip(partial) {
-            *acc = *acc + *value;
-        }
+    // The partials are added in chunk order for every element (so the result does not depend
+    // on the thread count), in parallel over the elements.
+    let mut partials = partials.into_iter();
+    let mut dw = partials
+        .next()
+        .unwrap_or_else(|| vec![T::zero(); weight_len]);
+    let rest: Vec<Vec<T>> = partials.collect();
+    if !rest.is_empty() {
+        const BLOCK: usize = 1 << 14;
+        dw.par_chunks_mut(BLOCK).enumerate().for_each(|(i, acc)| {
+            for partial in &rest {
+                for (a, &v) in acc.iter_mut().zip(&partial[i * BLOCK..]) {
+                    *a = *a + v;
+                }
+            }
+        });
     }
     tensor_from(dw, weight_shape)
 }
