@@ -798,19 +798,22 @@ fn conv3d_1x1_impl<
 
     let mut output = vec![zero; total_output];
 
-    // kd patch: on small maps (a 4×4 map gives 16 pixels per image) one image's product has
-    // only a few rows once `gemm` orients it, which runs its narrowest, slowest kernel and
-    // packs the weight for each image. Without groups and with under 128 pixels per image,
-    // the images are taken in chunks of about 256 pixels: the chunk's inputs are laid side by
-    // side, multiplied once, and each image's rows copied into the output.
+    // kd patch: on small maps, without groups, the images are taken in chunks
+    // (`images_per_product`; one product per image also packs the weight each time): the
+    // chunk's inputs are laid side by side, multiplied once, and each image's rows copied into
+    // the output.
     #[cfg(feature = "rayon")]
-    let chunked = groups == 1 && spatial > 0 && spatial < 128 && batch_size > 1;
+    let per_chunk = if groups == 1 {
+        super::images_per_product(spatial, batch_size)
+    } else {
+        1
+    };
     #[cfg(not(feature = "rayon"))]
-    let chunked = false;
+    let per_chunk = 1;
+    let chunked = per_chunk > 1;
     #[cfg(feature = "rayon")]
     if chunked {
         use rayon::prelude::*;
-        let per_chunk = (256 / spatial).min(batch_size);
         let image_len = channels_out * spatial;
         output
             .par_chunks_mut(per_chunk * image_len)
@@ -819,14 +822,7 @@ fn conv3d_1x1_impl<
                 let first = chunk * per_chunk;
                 let images = chunk_output.len() / image_len;
                 let n = images * spatial;
-                let mut x_chunk = vec![zero; k * n];
-                for c in 0..k {
-                    for j in 0..images {
-                        x_chunk[c * n + j * spatial..][..spatial].copy_from_slice(
-                            &x_data[((first + j) * channels_in + c) * spatial..][..spatial],
-                        );
-                    }
-                }
+                let x_chunk = super::images_side_by_side(x_data, first, images, k, spatial);
                 let mut product = vec![zero; m * n];
                 let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
                     gemm::Parallelism::Rayon(0)

@@ -513,13 +513,12 @@ fn conv_transpose3d_impl<
         }
     };
 
-    // kd patch: on small inputs (a 4×4 map gives 16 positions per image) one image's product
-    // has only a few rows once `gemm` orients it, which runs its narrowest, slowest kernel.
-    // Without groups, the images are taken in chunks of about 256 positions: one product per
-    // chunk, then each image's columns are copied out and added into its output as before.
+    // kd patch: on small inputs, without groups, the images are taken in chunks
+    // (`images_per_product`): one product per chunk, then each image's columns are copied out
+    // and added into its output as before.
     #[cfg(feature = "rayon")]
-    let batched = if groups == 1 && tile_size >= in_spatial && in_spatial < 128 {
-        (256 / in_spatial.max(1)).min(batch_size)
+    let batched = if groups == 1 && tile_size >= in_spatial {
+        super::images_per_product(in_spatial, batch_size)
     } else {
         1
     };
@@ -533,15 +532,8 @@ fn conv_transpose3d_impl<
                 let first = chunk * batched;
                 let images = chunk_output.len() / group_chunk_len;
                 let n = images * in_spatial;
-                // The inputs of the chunk's images side by side: [in_channels, images · positions].
-                let mut x_chunk = vec![zero; in_channels * n];
-                for ch in 0..in_channels {
-                    for j in 0..images {
-                        x_chunk[ch * n + j * in_spatial..][..in_spatial].copy_from_slice(
-                            &x_data[((first + j) * in_channels + ch) * in_spatial..][..in_spatial],
-                        );
-                    }
-                }
+                let x_chunk =
+                    super::images_side_by_side(x_data, first, images, in_channels, in_spatial);
                 let mut products = vec![zero; col_ch * n];
                 gemm_fn(
                     &mut products,

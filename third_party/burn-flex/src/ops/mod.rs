@@ -18,6 +18,38 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
+/// kd patch: how many images one product of a convolution covers. On a map of under 128
+/// positions (a 4×4 map gives 16), one image's product has only a few rows once `gemm` orients
+/// it, which runs its narrowest, slowest kernel; chunks of about 256 positions run its widest.
+/// 1 (one image per product) on larger maps.
+#[cfg(feature = "rayon")]
+pub(crate) fn images_per_product(positions: usize, batch: usize) -> usize {
+    if positions == 0 || positions >= 128 {
+        1
+    } else {
+        (256 / positions).min(batch).max(1)
+    }
+}
+
+/// kd patch: the `images` NCHW images of `x` from image `first` on, laid side by side per
+/// channel as `[channels, images · positions]`, so that one product covers them all.
+#[cfg(feature = "rayon")]
+pub(crate) fn images_side_by_side<T: Copy>(
+    x: &[T],
+    first: usize,
+    images: usize,
+    channels: usize,
+    positions: usize,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(channels * images * positions);
+    for c in 0..channels {
+        for j in 0..images {
+            out.extend_from_slice(&x[((first + j) * channels + c) * positions..][..positions]);
+        }
+    }
+    out
+}
+
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
 /// # Safety

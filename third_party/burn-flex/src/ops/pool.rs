@@ -311,16 +311,16 @@ where
         (max_val, max_idx)
     };
 
-    // kd patch: the 2×2, stride-2 pool of a 2D map with every window inside the input (no
-    // padding, or padding that no window reaches) is most CNNs' pool; it gets a loop over two
-    // input rows at a time, with the same comparisons in the same order as `kernel`.
+    // kd patch: the 2×2, stride-2, unpadded pool of a 2D map with every window inside the
+    // input (ceil mode can leave partial windows at the edge) is most CNNs' pool; it gets a
+    // loop over two input rows at a time, with the same comparisons in the same order as
+    // `kernel`.
     let full = |ranges: &[(usize, usize)], k: usize| ranges.iter().all(|&r| r == (0, k));
     if in_d == 1
         && kernel_size == [1, 2, 2]
         && stride == [1, 2, 2]
         && padding == [0, 0, 0]
         && dilation == [1, 1, 1]
-        && full(&ranges_d, 1)
         && full(&ranges_h, 2)
         && full(&ranges_w, 2)
     {
