@@ -151,7 +151,7 @@ type ConvRow = (
 
 /// One row per case (a table, so rustfmt keeps its rows).
 #[rustfmt::skip]
-const CONV_CASES: [ConvRow; 15] = [
+const CONV_CASES: [ConvRow; 18] = [
     // ResNet's 3×3, padding 1, at odd sizes and batch.
     ([3, 5, 7], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     // Strided, unpadded, rectangular kernel.
@@ -185,6 +185,13 @@ const CONV_CASES: [ConvRow; 15] = [
     ([45, 12, 10], [4, 3], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
     ([7, 8, 12], [5, 5], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 4),
     ([2, 6, 5], [16, 17], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
+    // flex's shifted-GEMM path ("same" padding, stride 1, maps at least 12 wide): a 5×5
+    // kernel on a rectangular map; a 1×3 kernel (no vertical padding) at exactly 12 wide;
+    // and 12 images of 14×14 with few output channels, so positions span two tiles of 2,048
+    // (the second partial) and tiles cross images.
+    ([3, 6, 7], [13, 15], [5, 5], [1, 1], [(2, 2), (2, 2)], [1, 1], 1),
+    ([2, 5, 6], [9, 12], [1, 3], [1, 1], [(0, 0), (1, 1)], [1, 1], 1),
+    ([12, 5, 4], [14, 14], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
 ];
 
 fn conv_cases() -> impl Iterator<Item = ConvCase> {
@@ -224,11 +231,24 @@ fn conv_forward_and_gradients_match_the_direct_sums() {
             None,
             case.options(),
         );
-        assert_close(
-            &values(y),
-            &case.forward(&x, &weight),
-            &format!("{what}: forward"),
+        let forward = case.forward(&x, &weight);
+        assert_close(&values(y), &forward, &format!("{what}: forward"));
+
+        // With a bias, added to every pixel of its channel.
+        let bias = data(case.channels_out, 300 + i as u64);
+        let y = conv2d(
+            tensor(&x, x_shape, &device),
+            tensor(&weight, w_shape, &device),
+            Some(tensor(&bias, [case.channels_out], &device)),
+            case.options(),
         );
+        let plane = y_shape[2] * y_shape[3];
+        let with_bias: Vec<f64> = forward
+            .iter()
+            .enumerate()
+            .map(|(j, v)| v + bias[j / plane % case.channels_out] as f64)
+            .collect();
+        assert_close(&values(y), &with_bias, &format!("{what}: forward with bias"));
 
         // The op itself.
         let direct = conv2d_weight_backward(
