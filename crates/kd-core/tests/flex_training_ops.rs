@@ -248,7 +248,11 @@ fn conv_forward_and_gradients_match_the_direct_sums() {
             .enumerate()
             .map(|(j, v)| v + bias[j / plane % case.channels_out] as f64)
             .collect();
-        assert_close(&values(y), &with_bias, &format!("{what}: forward with bias"));
+        assert_close(
+            &values(y),
+            &with_bias,
+            &format!("{what}: forward with bias"),
+        );
 
         // The op itself.
         let direct = conv2d_weight_backward(
