@@ -346,8 +346,15 @@ fn batch_norm_training_matches_the_direct_formulas() {
     let train_device = Device::flex().autodiff();
     let eps = 1e-5;
     // NCHW with odd sizes, a plane longer than the kernels' 16 partial sums, a rank-3
-    // [N, C, L] input, and a 1×1 plane.
-    let shapes: [&[usize]; 4] = [&[3, 5, 7, 9], &[2, 3, 20, 21], &[4, 6, 11], &[8, 3, 1, 1]];
+    // [N, C, L] input, a 1×1 plane, and more than 32 Ki elements, so the element passes run
+    // several tasks of whole planes, each starting mid-way through the channels.
+    let shapes: [&[usize]; 5] = [
+        &[3, 5, 7, 9],
+        &[2, 3, 20, 21],
+        &[4, 6, 11],
+        &[8, 3, 1, 1],
+        &[40, 7, 13, 13],
+    ];
     for (i, shape) in shapes.into_iter().enumerate() {
         let what = format!("batch norm {shape:?}");
         let (batch, channels) = (shape[0], shape[1]);
@@ -430,11 +437,12 @@ fn batch_norm_inference_reference(
 #[test]
 fn batch_norm_inference_matches_the_formula() {
     // Inference mode with given statistics, on the plain device (a teacher's forward pass):
-    // (x − mean) / √(var + ε) · γ + β, for NCHW (owned and shared), a permuted view and a
-    // rank-2 input.
+    // (x − mean) / √(var + ε) · γ + β, for NCHW (owned and shared; 4×4 planes over more than
+    // 32 Ki elements run as several tasks that start mid-way through the channels), a
+    // permuted view and a rank-2 input.
     let device = Device::flex();
     let eps = 1e-5;
-    for (i, shape) in [[3, 5, 7, 9], [2, 4, 1, 1], [4, 6, 3, 2]]
+    for (i, shape) in [[3, 5, 7, 9], [2, 4, 1, 1], [4, 6, 3, 2], [300, 7, 4, 4]]
         .into_iter()
         .enumerate()
     {

@@ -368,34 +368,46 @@ fn map_planes<T: KernelFloat>(
     f: impl Fn(usize, T) -> T + Sync,
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(x.len());
-    out.spare_capacity_mut()[..x.len()]
-        .par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane.max(1)))
-        .enumerate()
-        .for_each(|(p, (out, x))| {
-            let c = p % channels;
+    let size = plane.max(1);
+    par_planes(
+        &mut out.spare_capacity_mut()[..x.len()],
+        channels,
+        plane,
+        |p, c, out| {
+            let x = &x[p * size..][..out.len()];
             for (o, &v) in out.iter_mut().zip(x) {
                 o.write(f(c, v));
             }
-        });
+        },
+    );
     // SAFETY: the planes cover all `x.len()` elements, and each was written above.
     unsafe { out.set_len(x.len()) };
     out
 }
 
-/// `x[n, c, i] = f(c, x[n, c, i])` in place over `[N, C, plane]` data, as [`map_planes`].
-fn map_planes_in_place<T: KernelFloat>(
-    x: &mut [T],
+/// Calls `f(p, c, values)` for every plane `p` of `data` (`plane` elements each, channel
+/// `c = p % channels`), in parallel over runs of whole planes of at least 32 Ki elements. One
+/// task and one division per plane (16 elements on a 4×4 map) made BatchNorm's element passes
+/// a sixth of ResNet-50's forward pass.
+fn par_planes<E: Send>(
+    data: &mut [E],
     channels: usize,
     plane: usize,
-    f: impl Fn(usize, T) -> T + Sync,
+    f: impl Fn(usize, usize, &mut [E]) + Sync,
 ) {
-    x.par_chunks_mut(plane.max(1))
+    let plane = plane.max(1);
+    let planes_per_task = (32 * 1024 / plane).max(1);
+    data.par_chunks_mut(plane * planes_per_task)
         .enumerate()
-        .for_each(|(p, x)| {
-            let c = p % channels;
-            for v in x {
-                *v = f(c, *v);
+        .for_each(|(task, planes)| {
+            let first = task * planes_per_task;
+            let mut c = first % channels;
+            for (i, values) in planes.chunks_mut(plane).enumerate() {
+                f(first + i, c, values);
+                c += 1;
+                if c == channels {
+                    c = 0;
+                }
             }
         });
 }
@@ -488,15 +500,24 @@ fn batch_norm_inference_typed<T: KernelFloat>(
     let shift: Vec<T> = (0..channels)
         .map(|c| beta[c] - mean[c] * scale[c])
         .collect();
-    let f = |c: usize, v: T| v * scale[c] + shift[c];
-
     let layout = x.layout();
     if x.is_unique() && layout.is_contiguous() && layout.start_offset() == 0 {
         let len = shape.num_elements();
-        map_planes_in_place(&mut x.storage_mut::<T>()[..len], channels, plane, f);
+        par_planes(
+            &mut x.storage_mut::<T>()[..len],
+            channels,
+            plane,
+            |_, c, values| {
+                let (a, b) = (scale[c], shift[c]);
+                for v in values {
+                    *v = *v * a + b;
+                }
+            },
+        );
         return x;
     }
     let x = x.to_contiguous();
+    let f = |c: usize, v: T| v * scale[c] + shift[c];
     tensor_from(map_planes(x.storage::<T>(), channels, plane, f), shape)
 }
 
@@ -578,20 +599,25 @@ fn batch_norm_backward_typed<T: KernelFloat>(
         .collect();
 
     // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)).
-    let mut dx = vec![T::zero(); x.len()];
-    dx.par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane.max(1)).zip(dy.par_chunks(plane.max(1))))
-        .enumerate()
-        .for_each(|(p, (dx, (x, dy)))| {
-            let c = p % channels;
+    let mut dx = Vec::with_capacity(x.len());
+    let size = plane.max(1);
+    par_planes(
+        &mut dx.spare_capacity_mut()[..x.len()],
+        channels,
+        plane,
+        |p, c, dx| {
+            let (x, dy) = (&x[p * size..][..dx.len()], &dy[p * size..][..dx.len()]);
             let (m, s) = (mean[c], inv_std[c]);
             let mean_dy = sums[c].0 / count;
             let mean_dy_xhat = sums[c].1 / count;
             let scale = gamma[c] * s;
             for ((out, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-                *out = scale * (g - mean_dy - (v - m) * s * mean_dy_xhat);
+                out.write(scale * (g - mean_dy - (v - m) * s * mean_dy_xhat));
             }
-        });
+        },
+    );
+    // SAFETY: the planes cover all `x.len()` elements, and each was written above.
+    unsafe { dx.set_len(x.len()) };
 
     let gamma_grad = sums.iter().map(|s| s.1).collect();
     let beta_grad = sums.iter().map(|s| s.0).collect();
