@@ -422,9 +422,9 @@ fn conv3d_impl<
                     (start, (start + TILE_SIZE).min(total))
                 }
             };
-            // The im2col and result buffers are reused by each rayon job across its tiles:
-            // im2col writes every element, padding included, and `gemm_fn` every element of
-            // its product, so neither is zeroed again.
+            // The im2col and result buffers are this thread's scratch buffers, kept between
+            // tiles and calls: im2col writes every element, padding included, and `gemm_fn`
+            // every element of its product, so neither is zeroed again.
             (0..num_tiles).into_par_iter().for_each(|tile_idx| {
                 T::with_scratch(|col_buffer, result_buffer| {
                     let (tile_start, tile_end) = tile_range(tile_idx);
@@ -2099,17 +2099,7 @@ fn conv3d_shifted_impl<
     let num_tiles = positions.div_ceil(tile);
     let out_len = batch * c_out * h * w;
     let mut out: Vec<T> = Vec::with_capacity(out_len);
-    struct OutPtr<T>(*mut T);
-    // SAFETY: tiles write disjoint elements of `out` (see the copy below).
-    unsafe impl<T> Send for OutPtr<T> {}
-    unsafe impl<T> Sync for OutPtr<T> {}
-    impl<T> OutPtr<T> {
-        // A method, so closures capture the whole `Sync` wrapper rather than its field.
-        fn get(&self) -> *mut T {
-            self.0
-        }
-    }
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = crate::ops::SendMutPtr::new(out.as_mut_ptr());
     let padded = &padded[..];
     let w_taps = &w_taps[..];
 
@@ -2173,7 +2163,7 @@ fn conv3d_shifted_impl<
                     // SAFETY: each output pixel `(b, oh, col)` has exactly one position `q`,
                     // in exactly one tile, so no other task writes these elements.
                     unsafe {
-                        core::ptr::copy_nonoverlapping(src.as_ptr(), out_ptr.get().add(dst), cols);
+                        core::ptr::copy_nonoverlapping(src.as_ptr(), out_ptr.ptr_add(dst), cols);
                     }
                 }
             }
@@ -2241,7 +2231,10 @@ macro_rules! gemm_typed {
                 gemm::Parallelism::None
             };
             #[cfg(not(feature = "rayon"))]
-            let parallelism = gemm::Parallelism::None;
+            let parallelism = {
+                let _ = parallel;
+                gemm::Parallelism::None
+            };
             unsafe {
                 gemm::gemm(
                     m,

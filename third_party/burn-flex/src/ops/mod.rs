@@ -56,6 +56,7 @@ pub(crate) fn images_side_by_side<T: Copy>(
 /// and zero them, each time it started (a 9 MiB im2col tile on ResNet-18's 4×4 maps).
 /// `with_scratch` lends them to `f` with whatever contents the last user left: callers size
 /// them with `resize` (which zeroes only what it adds) and write every element they read.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) trait Scratch: Sized + 'static {
     /// Runs `f` with this thread's buffers, or with fresh ones when they are already lent (a
     /// task rayon runs on this thread while `f` waits for other tasks).
@@ -97,15 +98,15 @@ impl_scratch!(f32, f64, f16);
 /// - The pointer remains valid for the lifetime of all uses
 /// - No two threads write to the same offset
 /// - No references to the underlying data exist during writes
-#[cfg(feature = "rayon")]
+///
+/// kd patch: also built without the `rayon` feature, for `conv3d_shifted_impl`, whose tile
+/// closure writes through it on either path.
 pub(crate) struct SendMutPtr<T>(*mut T);
 
-#[cfg(feature = "rayon")]
 unsafe impl<T> Send for SendMutPtr<T> {}
-#[cfg(feature = "rayon")]
 unsafe impl<T> Sync for SendMutPtr<T> {}
 
-#[cfg(feature = "rayon")]
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 impl<T> SendMutPtr<T> {
     pub(crate) fn new(ptr: *mut T) -> Self {
         Self(ptr)
