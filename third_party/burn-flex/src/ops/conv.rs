@@ -74,6 +74,10 @@ macro_rules! conv3d_typed {
             if should_use_small_channel_conv(x_shape, w_shape, options) {
                 return $fn_small_channel(x, weight, bias, options);
             }
+            // kd patch: 3×3 stride-1 convolutions in f32 by Winograd's F(4×4, 3×3).
+            if $dtype == DType::F32 && super::winograd::should_use_winograd(x_shape, w_shape, options) {
+                return super::winograd::conv3d_winograd_f32(x, weight, bias, options);
+            }
             $(
                 if should_use_direct_conv(x_shape, w_shape, options) {
                     return $fn_direct(x, weight, bias, options);

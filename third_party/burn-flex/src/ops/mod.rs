@@ -195,3 +195,4 @@ mod train_kernels;
 mod transaction;
 pub mod unary;
 pub mod unfold;
+mod winograd;
