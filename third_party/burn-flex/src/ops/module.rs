@@ -256,6 +256,20 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        // kd patch: a 3×3 stride-1 convolution's weight gradient by Winograd's F(4×4, 3×3).
+        if x.dtype() == DType::F32
+            && super::winograd::should_use_winograd_weight_backward(
+                x.layout().shape(),
+                weight.layout().shape(),
+                &options,
+            )
+        {
+            return super::winograd::conv2d_weight_backward_winograd_f32(
+                &x,
+                &output_grad,
+                &options,
+            );
+        }
         super::train_kernels::conv2d_weight_backward(x, output_grad, weight.shape(), &options)
     }
 
@@ -345,6 +359,16 @@ impl ModuleOps<Flex> for Flex {
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
         match x.dtype() {
+            // kd patch: a 3×3 stride-1 convolution's input gradient by Winograd's F(4×4, 3×3).
+            DType::F32
+                if super::winograd::should_use_winograd_transpose(
+                    x.layout().shape(),
+                    weight.layout().shape(),
+                    &options,
+                ) =>
+            {
+                super::winograd::conv_transpose2d_winograd_f32(x, weight, bias, &options)
+            }
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),
             DType::F16 => conv_transpose::conv_transpose2d_f16(x, weight, bias, &options),

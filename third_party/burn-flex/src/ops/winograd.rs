@@ -21,7 +21,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
-use burn_backend::ops::ConvOptions;
+use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
 use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
@@ -87,57 +87,113 @@ pub(crate) fn conv3d_winograd_f32(
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
     let x_shape = x.layout().shape();
-    let w_shape = weight.layout().shape();
     let (batch, c_in, h, w) = (x_shape[0], x_shape[1], x_shape[3], x_shape[4]);
-    let c_out = w_shape[0];
+    let c_out = weight.layout().shape()[0];
     let [_, pad_h, pad_w] = options.padding_begin();
-    let (out_h, out_w) = (h + 2 * pad_h - 2, w + 2 * pad_w - 2);
-    let x_data: &[f32] = x.storage();
     let bias = bias.map(|b| b.to_contiguous());
-    let bias_data: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let isa = Isa::detect();
+    // SAFETY: a safe body.
+    let u = unsafe { transform_weights(isa, weight.storage(), c_out, c_in, false) };
+    let (out, out_h, out_w) = winograd_f32(
+        isa,
+        x.storage(),
+        [batch, c_in, h, w],
+        &u,
+        c_out,
+        bias.as_ref().map(|b| b.storage()),
+        [pad_h, pad_w],
+    );
+    let out_shape = Shape::from(vec![batch, c_out, 1, out_h, out_w]);
+    FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(out_shape),
+        DType::F32,
+    )
+}
 
-    // SAFETY: the transforms' bodies are safe functions.
-    let u = unsafe { transform_weights(isa, weight.storage(), c_out, c_in) };
+/// Whether [`conv_transpose2d_winograd_f32`] takes this transposed convolution: the input
+/// gradient of a convolution that [`should_use_winograd`] takes (a 3×3 kernel, stride 1,
+/// dilation 1, one group, padding at most 2 and no output padding), for an `x` `[b, c, h, w]`
+/// and a weight `[c, c_out, 3, 3]`.
+pub(crate) fn should_use_winograd_transpose(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    options: &ConvTransposeOptions<2>,
+) -> bool {
+    options.groups == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.padding_out == [0, 0]
+        && options.padding[0] <= 2
+        && options.padding[1] <= 2
+        && w_shape[2] == 3
+        && w_shape[3] == 3
+        && x_shape[2] + 2 >= 2 * options.padding[0] + 1
+        && x_shape[3] + 2 >= 2 * options.padding[1] + 1
+        && x_shape[1] >= MIN_CHANNELS
+        && w_shape[1] >= MIN_CHANNELS
+}
 
-    let (tiles_h, tiles_w) = (out_h.div_ceil(4), out_w.div_ceil(4));
-    let mut tiles = Vec::with_capacity(batch * tiles_h * tiles_w);
-    for b in 0..batch {
-        for ty in 0..tiles_h {
-            for tx in 0..tiles_w {
-                let y0 = (4 * ty) as isize - pad_h as isize;
-                let x0 = (4 * tx) as isize - pad_w as isize;
-                tiles.push(Tile {
-                    x_image: b * c_in * h * w,
-                    y0,
-                    x0,
-                    interior: y0 >= 0 && x0 >= 0 && y0 as usize + 6 <= h && x0 as usize + 6 <= w,
-                    out: b * c_out * out_h * out_w + 4 * ty * out_w + 4 * tx,
-                    rows: (out_h - 4 * ty).min(4),
-                    cols: (out_w - 4 * tx).min(4),
-                });
-            }
-        }
-    }
+/// A transposed convolution that [`should_use_winograd_transpose`] takes, as the convolution
+/// it equals: the kernel turned by 180° with its two channel axes swapped, and padding
+/// `2 - padding`. This is a convolution's input gradient.
+pub(crate) fn conv_transpose2d_winograd_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvTransposeOptions<2>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let x_shape = x.layout().shape();
+    let (batch, c_in, h, w) = (x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+    let c_out = weight.layout().shape()[1];
+    let bias = bias.map(|b| b.to_contiguous());
+    let isa = Isa::detect();
+    // SAFETY: a safe body.
+    let u = unsafe { transform_weights(isa, weight.storage(), c_out, c_in, true) };
+    let (out, out_h, out_w) = winograd_f32(
+        isa,
+        x.storage(),
+        [batch, c_in, h, w],
+        &u,
+        c_out,
+        bias.as_ref().map(|b| b.storage()),
+        [2 - options.padding[0], 2 - options.padding[1]],
+    );
+    let out_shape = Shape::from(vec![batch, c_out, out_h, out_w]);
+    FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(out_shape),
+        DType::F32,
+    )
+}
+
+/// The convolution of the NCHW `x` (`[batch, c_in, h, w]`) with the transformed kernels `u`
+/// (36 matrices `[c_out, c_in]`), plus `bias`, with `pad` zeros around each map: the NCHW
+/// output and its height and width.
+fn winograd_f32(
+    isa: Isa,
+    x_data: &[f32],
+    [batch, c_in, h, w]: [usize; 4],
+    u: &[f32],
+    c_out: usize,
+    bias_data: Option<&[f32]>,
+    [pad_h, pad_w]: [usize; 2],
+) -> (Vec<f32>, usize, usize) {
+    let (out_h, out_w) = (h + 2 * pad_h - 2, w + 2 * pad_w - 2);
+    let tiles = make_tiles([batch, c_in, h, w], c_out, [out_h, out_w], [pad_h, pad_w]);
     let num_tiles = tiles.len();
 
-    // Blocks of tiles: their transformed inputs and products (36 · block · (c_in + c_out)
-    // floats) near 2 MiB, at least 64 tiles so the GEMMs are not too narrow, and a whole
-    // number of blocks per thread.
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads().max(1);
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
-    let budget = (2 * 1024 * 1024 / (36 * 4 * (c_in + c_out))).clamp(64, 256);
-    let rounds = num_tiles.div_ceil(threads * budget);
-    let block = num_tiles.div_ceil(threads * rounds).next_multiple_of(L);
+    let threads = rayon_threads();
+    let block = block_size(num_tiles, c_in, c_out, threads);
     let num_blocks = num_tiles.div_ceil(block);
     let parallel_blocks = num_blocks >= threads && threads > 1;
 
     let out_len = batch * c_out * out_h * out_w;
     let mut out: Vec<f32> = Vec::with_capacity(out_len);
     let out_ptr = crate::ops::SendMutPtr::new(out.as_mut_ptr());
-    let (u, tiles) = (&u[..], &tiles[..]);
+    let tiles = &tiles[..];
 
     let run_block = |v: &mut Vec<f32>, m: &mut Vec<f32>, block_idx: usize, parallel_gemm: bool| {
         let first = block_idx * block;
@@ -214,10 +270,196 @@ pub(crate) fn conv3d_winograd_f32(
     // SAFETY: the tiles cover every output pixel of every image, and each block wrote its
     // tiles' pixels in every output channel.
     unsafe { out.set_len(out_len) };
+    (out, out_h, out_w)
+}
 
-    let out_shape = Shape::from(vec![batch, c_out, 1, out_h, out_w]);
+/// The 4×4 output tiles of every image, in order (image, tile row, tile column), for a
+/// convolution of `[batch, c_in, h, w]` into `[batch, c_out, out_h, out_w]` with `pad` zeros.
+fn make_tiles(
+    [batch, c_in, h, w]: [usize; 4],
+    c_out: usize,
+    [out_h, out_w]: [usize; 2],
+    [pad_h, pad_w]: [usize; 2],
+) -> Vec<Tile> {
+    let (tiles_h, tiles_w) = (out_h.div_ceil(4), out_w.div_ceil(4));
+    let mut tiles = Vec::with_capacity(batch * tiles_h * tiles_w);
+    for b in 0..batch {
+        for ty in 0..tiles_h {
+            for tx in 0..tiles_w {
+                let y0 = (4 * ty) as isize - pad_h as isize;
+                let x0 = (4 * tx) as isize - pad_w as isize;
+                tiles.push(Tile {
+                    x_image: b * c_in * h * w,
+                    y0,
+                    x0,
+                    interior: y0 >= 0 && x0 >= 0 && y0 as usize + 6 <= h && x0 as usize + 6 <= w,
+                    out: b * c_out * out_h * out_w + 4 * ty * out_w + 4 * tx,
+                    rows: (out_h - 4 * ty).min(4),
+                    cols: (out_w - 4 * tx).min(4),
+                });
+            }
+        }
+    }
+    tiles
+}
+
+/// Tiles per block: their transformed inputs and products (36 · block · (c_in + c_out)
+/// floats) near 2 MiB, at least 64 tiles so the GEMMs are not too narrow, a multiple of the
+/// lanes, and a whole number of blocks per thread.
+fn block_size(num_tiles: usize, c_in: usize, c_out: usize, threads: usize) -> usize {
+    let budget = (2 * 1024 * 1024 / (36 * 4 * (c_in + c_out))).clamp(64, 256);
+    let rounds = num_tiles.div_ceil(threads * budget).max(1);
+    num_tiles
+        .div_ceil(threads * rounds)
+        .next_multiple_of(L)
+        .max(L)
+}
+
+fn rayon_threads() -> usize {
+    #[cfg(feature = "rayon")]
+    return rayon::current_num_threads().max(1);
+    #[cfg(not(feature = "rayon"))]
+    1
+}
+
+/// Whether [`conv2d_weight_backward_winograd_f32`] takes the weight gradient of this
+/// convolution of an `x` `[b, c_in, h, w]` by a weight `[c_out, c_in, 3, 3]`: the
+/// convolutions [`should_use_winograd`] takes.
+pub(crate) fn should_use_winograd_weight_backward(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    options: &ConvOptions<2>,
+) -> bool {
+    let [pad_h, pad_w] = options.padding_begin();
+    options.groups == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.padding_begin() == options.padding_end()
+        && pad_h <= 2
+        && pad_w <= 2
+        && w_shape[2] == 3
+        && w_shape[3] == 3
+        && x_shape[2] + 2 * pad_h >= 3
+        && x_shape[3] + 2 * pad_w >= 3
+        && x_shape[1] >= MIN_CHANNELS
+        && w_shape[0] >= MIN_CHANNELS
+}
+
+/// The weight gradient `[c_out, c_in, 3, 3]` of a convolution that
+/// [`should_use_winograd_weight_backward`] takes, from its f32 input `x` `[b, c_in, h, w]` and
+/// output gradient `[b, c_out, out_h, out_w]`, through the same F(4×4, 3×3) transforms.
+///
+/// With `Y = Aᵀ M A` and `M[co] = Σ_ci U[co][ci] ⊙ V[ci]` per tile, the gradient of a tile's
+/// products is `dM = A dY Aᵀ` (zeros for outputs past the map), so
+/// `dU[ξ] (c_out × c_in) = Σ_tiles dM[ξ] (c_out × tiles) · V[ξ]ᵀ (tiles × c_in)`: 36 GEMMs
+/// over the tiles, summed per block; and as `U = G g Gᵀ`, `dg = Gᵀ dU G`. Threads sum their
+/// blocks into their own `dU`, and these are added in thread order, so the result does not
+/// depend on scheduling.
+pub(crate) fn conv2d_weight_backward_winograd_f32(
+    x: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let x_shape = x.layout().shape();
+    let g_shape = output_grad.layout().shape();
+    let (batch, c_in, h, w) = (x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+    let (c_out, out_h, out_w) = (g_shape[1], g_shape[2], g_shape[3]);
+    let pad = options.padding_begin();
+    let x_data: &[f32] = x.storage();
+    let g_data: &[f32] = output_grad.storage();
+    let isa = Isa::detect();
+
+    let tiles = make_tiles([batch, c_in, h, w], c_out, [out_h, out_w], pad);
+    let num_tiles = tiles.len();
+    let threads = rayon_threads();
+    let block = block_size(num_tiles, c_in, c_out, threads);
+    let num_blocks = num_tiles.div_ceil(block);
+    let groups = threads.min(num_blocks);
+    let du_len = 36 * c_out * c_in;
+    let tiles = &tiles[..];
+
+    // Sums the blocks `blocks` into `du`, writing it first.
+    let run_blocks = |du: &mut Vec<f32>, blocks: core::ops::Range<usize>, parallel_gemm: bool| {
+        <f32 as super::Scratch>::with_scratch(|v, m| {
+            for (i, block_idx) in blocks.enumerate() {
+                let first = block_idx * block;
+                let block_tiles = &tiles[first..(first + block).min(num_tiles)];
+                let ld = block_tiles.len().next_multiple_of(L);
+                v.resize(36 * c_in * ld, 0.0);
+                m.resize(36 * c_out * ld, 0.0);
+                // SAFETY: safe bodies.
+                unsafe {
+                    input_transform(isa, x_data, v, block_tiles, c_in, h, w, ld);
+                    grad_transform(isa, g_data, m, block_tiles, c_out, out_h * out_w, out_w, ld);
+                }
+                for xi in 0..36 {
+                    // SAFETY: `du[xi]` is `[c_out, c_in]` and `m[xi]` is `[c_out, ld]`, both
+                    // row-major; `v[xi]` is `[c_in, ld]` row-major, read as its transpose.
+                    unsafe {
+                        gemm::gemm(
+                            c_out,
+                            c_in,
+                            ld,
+                            du[xi * c_out * c_in..].as_mut_ptr(),
+                            1,
+                            c_in as isize,
+                            i > 0,
+                            m[xi * c_out * ld..].as_ptr(),
+                            1,
+                            ld as isize,
+                            v[xi * c_in * ld..].as_ptr(),
+                            ld as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm_parallelism(parallel_gemm),
+                        );
+                    }
+                }
+            }
+        })
+    };
+    let mut partials: Vec<Vec<f32>> = (0..groups).map(|_| vec![0.0f32; du_len]).collect();
+    let group_blocks = |g: usize| (g * num_blocks / groups)..((g + 1) * num_blocks / groups);
+    #[cfg(feature = "rayon")]
+    if groups > 1 {
+        use rayon::prelude::*;
+        partials
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(g, du)| run_blocks(du, group_blocks(g), false));
+    } else {
+        run_blocks(&mut partials[0], 0..num_blocks, true);
+    }
+    #[cfg(not(feature = "rayon"))]
+    run_blocks(&mut partials[0], 0..num_blocks, false);
+    let mut partials = partials.into_iter();
+    let mut du = partials.next().expect("at least one group of blocks");
+    let rest: Vec<Vec<f32>> = partials.collect();
+    let add_rest = |(chunk, d): (usize, &mut [f32])| {
+        for partial in &rest {
+            for (d, &p) in d.iter_mut().zip(&partial[chunk * 4096..]) {
+                *d += p;
+            }
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        du.par_chunks_mut(4096).enumerate().for_each(add_rest);
+    }
+    #[cfg(not(feature = "rayon"))]
+    du.chunks_mut(4096).enumerate().for_each(add_rest);
+    // SAFETY: a safe body.
+    let grad = unsafe { inverse_transform_weights(isa, &du, c_out, c_in) };
+    let out_shape = Shape::from(vec![c_out, c_in, 3, 3]);
     FlexTensor::new(
-        Bytes::from_elems(out),
+        Bytes::from_elems(grad),
         Layout::contiguous(out_shape),
         DType::F32,
     )
@@ -294,8 +536,8 @@ macro_rules! dispatch {
 
 dispatch! {
     /// `U[ξ][co][ci] = (G g Gᵀ)[ξ]` for every 3×3 kernel `g = weight[co][ci]`, as 36 matrices
-    /// `[c_out, c_in]`.
-    fn transform_weights(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> => transform_weights_body
+    /// `[c_out, c_in]`; with `transposed`, `g` is `weight[ci][co]` turned by 180°.
+    fn transform_weights(weight: &[f32], c_out: usize, c_in: usize, transposed: bool) -> Vec<f32> => transform_weights_body
 }
 
 dispatch! {
@@ -329,6 +571,26 @@ dispatch! {
         out_w: usize,
         ld: usize,
     ) => output_transform_body
+}
+
+dispatch! {
+    /// Writes `dM[ξ][co][t] = (A dY Aᵀ)[ξ]` for the 4×4 output-gradient tile `dY` of channel
+    /// `co` of every tile `t` of the block (zeros past the map), as 36 matrices `[c_out, ld]`.
+    fn grad_transform(
+        g: &[f32],
+        m: &mut [f32],
+        tiles: &[Tile],
+        c_out: usize,
+        plane: usize,
+        out_w: usize,
+        ld: usize,
+    ) => grad_transform_body
+}
+
+dispatch! {
+    /// The weight gradient `[c_out, c_in, 3, 3]`, `Gᵀ dU G` for every `dU[·][co][ci]`, from
+    /// 36 matrices `dU[ξ]` `[c_out, c_in]`.
+    fn inverse_transform_weights(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> => inverse_transform_weights_body
 }
 
 /// `G x` for the 3-vector `x` of each lane: the rows of `G` are `(1/4, 0, 0)`,
@@ -390,17 +652,128 @@ fn at_rows(x: [[f32; L]; 6]) -> [[f32; L]; 4] {
     r
 }
 
+/// `A x` for the 4-vector `x` of each lane (`A` is `Aᵀ`'s transpose, 6×4).
 #[inline(always)]
-fn transform_weights_body(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+fn a_rows(x: [[f32; L]; 4]) -> [[f32; L]; 6] {
+    let mut r = [[0.0; L]; 6];
+    for l in 0..L {
+        let [y0, y1, y2, y3] = [x[0][l], x[1][l], x[2][l], x[3][l]];
+        let (even, odd) = (y0 + y2, y1 + y3);
+        let (even4, odd2) = (y0 + 4.0 * y2, 2.0 * y1 + 8.0 * y3);
+        r[0][l] = y0;
+        r[1][l] = even + odd;
+        r[2][l] = even - odd;
+        r[3][l] = even4 + odd2;
+        r[4][l] = even4 - odd2;
+        r[5][l] = y3;
+    }
+    r
+}
+
+/// `Gᵀ x` for the 6-vector `x` of each lane (see [`g_rows`] for `G`).
+#[inline(always)]
+fn gt_rows(x: [[f32; L]; 6]) -> [[f32; L]; 3] {
+    let mut r = [[0.0; L]; 3];
+    for l in 0..L {
+        let [u0, u1, u2, u3, u4, u5] = [x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]];
+        let (sum12, sum34) = (u1 + u2, u3 + u4);
+        r[0][l] = u0 * 0.25 - sum12 * (1.0 / 6.0) + sum34 * (1.0 / 24.0);
+        r[1][l] = (u2 - u1) * (1.0 / 6.0) + (u3 - u4) * (1.0 / 12.0);
+        r[2][l] = (sum34 - sum12) * (1.0 / 6.0) + u5;
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad_transform_body(
+    g: &[f32],
+    m: &mut [f32],
+    tiles: &[Tile],
+    c_out: usize,
+    plane: usize,
+    out_w: usize,
+    ld: usize,
+) {
+    for co in 0..c_out {
+        for (group, group_tiles) in tiles.chunks(L).enumerate() {
+            let mut dy = [[0.0f32; L]; 16];
+            for (l, tile) in group_tiles.iter().enumerate() {
+                let src = tile.out + co * plane;
+                for i in 0..tile.rows {
+                    for j in 0..tile.cols {
+                        dy[i * 4 + j][l] = g[src + i * out_w + j];
+                    }
+                }
+            }
+            // Columns of dY (A dY), then rows of the result ((A dY) Aᵀ).
+            let mut ady = [[0.0f32; L]; 24];
+            for col in 0..4 {
+                let r = a_rows([dy[col], dy[4 + col], dy[8 + col], dy[12 + col]]);
+                for (i, r) in r.into_iter().enumerate() {
+                    ady[i * 4 + col] = r;
+                }
+            }
+            for i in 0..6 {
+                let row: [[f32; L]; 4] = core::array::from_fn(|j| ady[i * 4 + j]);
+                for (j, r) in a_rows(row).iter().enumerate() {
+                    let xi = i * 6 + j;
+                    m[(xi * c_out + co) * ld + group * L..][..L].copy_from_slice(r);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn inverse_transform_weights_body(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    let mut grad = vec![0.0f32; c_out * c_in * 9];
+    for co in 0..c_out {
+        for ci0 in (0..c_in).step_by(L) {
+            let lanes = L.min(c_in - ci0);
+            let mut u = [[0.0f32; L]; 36];
+            for (xi, u) in u.iter_mut().enumerate() {
+                u[..lanes].copy_from_slice(&du[(xi * c_out + co) * c_in + ci0..][..lanes]);
+            }
+            // Columns of dU (Gᵀ dU), then rows of the result ((Gᵀ dU) G).
+            let mut gu = [[0.0f32; L]; 18];
+            for col in 0..6 {
+                let r = gt_rows(core::array::from_fn(|i| u[i * 6 + col]));
+                for (i, r) in r.into_iter().enumerate() {
+                    gu[i * 6 + col] = r;
+                }
+            }
+            for i in 0..3 {
+                let r = gt_rows(core::array::from_fn(|j| gu[i * 6 + j]));
+                for (j, r) in r.iter().enumerate() {
+                    for (l, &v) in r[..lanes].iter().enumerate() {
+                        grad[(co * c_in + ci0 + l) * 9 + i * 3 + j] = v;
+                    }
+                }
+            }
+        }
+    }
+    grad
+}
+
+#[inline(always)]
+fn transform_weights_body(weight: &[f32], c_out: usize, c_in: usize, transposed: bool) -> Vec<f32> {
     let mut u = vec![0.0f32; 36 * c_out * c_in];
     for co in 0..c_out {
         for ci0 in (0..c_in).step_by(L) {
             let lanes = L.min(c_in - ci0);
             let mut g = [[0.0f32; L]; 9];
             for l in 0..lanes {
-                let k = &weight[(co * c_in + ci0 + l) * 9..][..9];
-                for (e, &v) in k.iter().enumerate() {
-                    g[e][l] = v;
+                if transposed {
+                    let k = &weight[((ci0 + l) * c_out + co) * 9..][..9];
+                    for (e, &v) in k.iter().rev().enumerate() {
+                        g[e][l] = v;
+                    }
+                } else {
+                    let k = &weight[(co * c_in + ci0 + l) * 9..][..9];
+                    for (e, &v) in k.iter().enumerate() {
+                        g[e][l] = v;
+                    }
                 }
             }
             // Columns of g (G g), then rows of the result ((G g) Gᵀ).
@@ -622,6 +995,123 @@ mod tests {
                 "{batch}x{c_in}x{h}x{w} -> {c_out}, pad {pad}, bias {with_bias}: max error {max_err} > {tol}"
             );
         }
+    }
+
+    /// Checks the transposed (input-gradient) Winograd convolution against a direct f64 sum.
+    fn check_transpose(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) {
+        let x = seeded(batch * c_in * h * w, 4);
+        let wt = seeded(c_in * c_out * 9, 5);
+        let bias = seeded(c_out, 6);
+        let options = ConvTransposeOptions::new([1, 1], [pad, pad], [0, 0], [1, 1], 1);
+        let x_shape = [batch, c_in, h, w];
+        let w_shape = [c_in, c_out, 3, 3];
+        assert!(should_use_winograd_transpose(&x_shape, &w_shape, &options));
+        let (oh, ow) = (h + 2 - 2 * pad, w + 2 - 2 * pad);
+        let xt = FlexTensor::from_data(TensorData::new(x.clone(), x_shape.to_vec()));
+        let wtt = FlexTensor::from_data(TensorData::new(wt.clone(), w_shape.to_vec()));
+        let bt = FlexTensor::from_data(TensorData::new(bias.clone(), [c_out]));
+        let out = conv_transpose2d_winograd_f32(xt, wtt, Some(bt), &options);
+        assert_eq!(out.layout().shape().to_vec(), vec![batch, c_out, oh, ow]);
+        let got: &[f32] = out.storage();
+        let mut max_err = 0.0f64;
+        for b in 0..batch {
+            for co in 0..c_out {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        // out[y] gathers x[iy] · w[ky] over iy + ky = y + pad.
+                        let mut s = bias[co] as f64;
+                        for ci in 0..c_in {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let iy = (y + pad) as isize - ky as isize;
+                                    let ix = (xx + pad) as isize - kx as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    s += x[((b * c_in + ci) * h + iy as usize) * w + ix as usize]
+                                        as f64
+                                        * wt[((ci * c_out + co) * 3 + ky) * 3 + kx] as f64;
+                                }
+                            }
+                        }
+                        let g = got[((b * c_out + co) * oh + y) * ow + xx] as f64;
+                        max_err = max_err.max((g - s).abs());
+                    }
+                }
+            }
+        }
+        let tol = 2e-5 * (9.0 * c_in as f64).sqrt();
+        assert!(
+            max_err < tol,
+            "transposed {batch}x{c_in}x{h}x{w} -> {c_out}, pad {pad}: max error {max_err} > {tol}"
+        );
+    }
+
+    #[test]
+    fn winograd_transpose_matches_direct_sums() {
+        check_transpose(2, 16, 24, 8, 8, 1);
+        check_transpose(3, 24, 16, 7, 13, 1);
+        check_transpose(2, 16, 17, 9, 10, 0);
+        check_transpose(2, 18, 16, 6, 5, 2);
+    }
+
+    /// Checks the Winograd weight gradient against a direct f64 sum.
+    fn check_weight_grad(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) {
+        let x = seeded(batch * c_in * h * w, 7);
+        let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+        let dy = seeded(batch * c_out * oh * ow, 8);
+        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        assert!(should_use_winograd_weight_backward(
+            &[batch, c_in, h, w],
+            &[c_out, c_in, 3, 3],
+            &options
+        ));
+        let xt = FlexTensor::from_data(TensorData::new(x.clone(), [batch, c_in, h, w]));
+        let gt = FlexTensor::from_data(TensorData::new(dy.clone(), [batch, c_out, oh, ow]));
+        let out = conv2d_weight_backward_winograd_f32(&xt, &gt, &options);
+        assert_eq!(out.layout().shape().to_vec(), vec![c_out, c_in, 3, 3]);
+        let got: &[f32] = out.storage();
+        let mut max_err = 0.0f64;
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let mut s = 0.0f64;
+                        for b in 0..batch {
+                            for y in 0..oh {
+                                for xx in 0..ow {
+                                    let iy = (y + ky) as isize - pad as isize;
+                                    let ix = (xx + kx) as isize - pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    s += x[((b * c_in + ci) * h + iy as usize) * w + ix as usize]
+                                        as f64
+                                        * dy[((b * c_out + co) * oh + y) * ow + xx] as f64;
+                                }
+                            }
+                        }
+                        let g = got[((co * c_in + ci) * 3 + ky) * 3 + kx] as f64;
+                        max_err = max_err.max((g - s).abs());
+                    }
+                }
+            }
+        }
+        // The sums have magnitude about sqrt(batch · oh · ow) / 3.
+        let tol = 2e-5 * ((batch * oh * ow) as f64).sqrt();
+        assert!(
+            max_err < tol,
+            "weight gradient {batch}x{c_in}x{h}x{w} -> {c_out}, pad {pad}: max error {max_err} > {tol}"
+        );
+    }
+
+    #[test]
+    fn winograd_weight_gradient_matches_direct_sums() {
+        check_weight_grad(2, 16, 24, 8, 8, 1);
+        // Partial tiles, and several blocks summed per thread and across threads.
+        check_weight_grad(40, 17, 16, 7, 13, 1);
+        check_weight_grad(2, 16, 17, 9, 10, 0);
+        check_weight_grad(3, 18, 16, 6, 5, 2);
     }
 
     #[test]
