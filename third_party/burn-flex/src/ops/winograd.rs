@@ -92,8 +92,7 @@ pub(crate) fn conv3d_winograd_f32(
     let [_, pad_h, pad_w] = options.padding_begin();
     let bias = bias.map(|b| b.to_contiguous());
     let isa = Isa::detect();
-    // SAFETY: a safe body.
-    let u = unsafe { transform_weights(isa, weight.storage(), c_out, c_in, false) };
+    let u = transformed_weights(isa, weight.storage(), c_out, c_in, false);
     let (out, out_h, out_w) = winograd_f32(
         isa,
         x.storage(),
@@ -150,8 +149,7 @@ pub(crate) fn conv_transpose2d_winograd_f32(
     let c_out = weight.layout().shape()[1];
     let bias = bias.map(|b| b.to_contiguous());
     let isa = Isa::detect();
-    // SAFETY: a safe body.
-    let u = unsafe { transform_weights(isa, weight.storage(), c_out, c_in, true) };
+    let u = transformed_weights(isa, weight.storage(), c_out, c_in, true);
     let (out, out_h, out_w) = winograd_f32(
         isa,
         x.storage(),
@@ -170,7 +168,7 @@ pub(crate) fn conv_transpose2d_winograd_f32(
 }
 
 /// The convolution of the NCHW `x` (`[batch, c_in, h, w]`) with the transformed kernels `u`
-/// (36 matrices `[c_out, c_in]`), plus `bias`, with `pad` zeros around each map: the NCHW
+/// (`[c_out, 36, c_in]`, see [`transformed_weights`]), plus `bias`, with `pad` zeros around each map: the NCHW
 /// output and its height and width.
 fn winograd_f32(
     isa: Isa,
@@ -204,8 +202,8 @@ fn winograd_f32(
         // SAFETY: a safe body.
         unsafe { input_transform(isa, x_data, v, block_tiles, c_in, h, w, ld) };
         for xi in 0..36 {
-            // SAFETY: `m[xi]` is `[c_out, ld]`, `u[xi]` is `[c_out, c_in]` and `v[xi]` is
-            // `[c_in, ld]`, all row-major and inside their buffers.
+            // SAFETY: `m[xi]` is `[c_out, ld]` and `v[xi]` is `[c_in, ld]`, both row-major;
+            // `u[xi]` is `[c_out, c_in]` with row stride `36 · c_in`; all inside their buffers.
             unsafe {
                 gemm::gemm(
                     c_out,
@@ -215,9 +213,9 @@ fn winograd_f32(
                     1,
                     ld as isize,
                     false,
-                    u[xi * c_out * c_in..].as_ptr(),
+                    u[xi * c_in..].as_ptr(),
                     1,
-                    c_in as isize,
+                    (36 * c_in) as isize,
                     v[xi * c_in * ld..].as_ptr(),
                     1,
                     ld as isize,
@@ -273,6 +271,46 @@ fn winograd_f32(
     (out, out_h, out_w)
 }
 
+/// `U[co][ξ][ci] = (G g Gᵀ)[ξ]` for every 3×3 kernel `g = weight[co][ci]` (with
+/// `transposed`, `weight[ci][co]` turned by 180°), in parallel over the output channels: for
+/// each `ξ`, the matrix `[c_out, c_in]` with row stride `36 · c_in`.
+fn transformed_weights(
+    isa: Isa,
+    weight: &[f32],
+    c_out: usize,
+    c_in: usize,
+    transposed: bool,
+) -> Vec<f32> {
+    let len = 36 * c_out * c_in;
+    let mut u: Vec<f32> = Vec::with_capacity(len);
+    let u_ptr = crate::ops::SendMutPtr::new(u.as_mut_ptr());
+    let per_task = (16 * 1024 / (36 * c_in)).max(1);
+    let run = |first: usize| {
+        // SAFETY: the tasks' output channels are disjoint and inside `u`.
+        unsafe {
+            transform_weights(
+                isa,
+                weight,
+                &u_ptr,
+                first..(first + per_task).min(c_out),
+                c_out,
+                c_in,
+                transposed,
+            )
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..c_out).into_par_iter().step_by(per_task).for_each(run);
+    }
+    #[cfg(not(feature = "rayon"))]
+    (0..c_out).step_by(per_task).for_each(run);
+    // SAFETY: the tasks wrote every element of every output channel.
+    unsafe { u.set_len(len) };
+    u
+}
+
 /// The 4×4 output tiles of every image, in order (image, tile row, tile column), for a
 /// convolution of `[batch, c_in, h, w]` into `[batch, c_out, out_h, out_w]` with `pad` zeros.
 fn make_tiles(
@@ -325,6 +363,7 @@ fn rayon_threads() -> usize {
 /// Whether [`conv2d_weight_backward_winograd_f32`] takes the weight gradient of this
 /// convolution of an `x` `[b, c_in, h, w]` by a weight `[c_out, c_in, 3, 3]`: the
 /// convolutions [`should_use_winograd`] takes.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) fn should_use_winograd_weight_backward(
     x_shape: &[usize],
     w_shape: &[usize],
@@ -355,6 +394,7 @@ pub(crate) fn should_use_winograd_weight_backward(
 /// over the tiles, summed per block; and as `U = G g Gᵀ`, `dg = Gᵀ dU G`. Threads sum their
 /// blocks into their own `dU`, and these are added in thread order, so the result does not
 /// depend on scheduling.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) fn conv2d_weight_backward_winograd_f32(
     x: &FlexTensor,
     output_grad: &FlexTensor,
@@ -437,7 +477,7 @@ pub(crate) fn conv2d_weight_backward_winograd_f32(
         run_blocks(&mut partials[0], 0..num_blocks, true);
     }
     #[cfg(not(feature = "rayon"))]
-    run_blocks(&mut partials[0], 0..num_blocks, false);
+    run_blocks(&mut partials[0], group_blocks(0), false);
     let mut partials = partials.into_iter();
     let mut du = partials.next().expect("at least one group of blocks");
     let rest: Vec<Vec<f32>> = partials.collect();
@@ -535,9 +575,20 @@ macro_rules! dispatch {
 }
 
 dispatch! {
-    /// `U[ξ][co][ci] = (G g Gᵀ)[ξ]` for every 3×3 kernel `g = weight[co][ci]`, as 36 matrices
-    /// `[c_out, c_in]`; with `transposed`, `g` is `weight[ci][co]` turned by 180°.
-    fn transform_weights(weight: &[f32], c_out: usize, c_in: usize, transposed: bool) -> Vec<f32> => transform_weights_body
+    /// Writes `U[co][ξ][ci] = (G g Gᵀ)[ξ]` for every 3×3 kernel `g = weight[co][ci]` with
+    /// `co` in `co_range`; with `transposed`, `g` is `weight[ci][co]` turned by 180°.
+    ///
+    /// # Safety
+    /// `u` must be valid for writes of `36 · c_out · c_in` elements, and no other thread may
+    /// access the rows of `co_range` during the call.
+    fn transform_weights(
+        weight: &[f32],
+        u: &crate::ops::SendMutPtr<f32>,
+        co_range: core::ops::Range<usize>,
+        c_out: usize,
+        c_in: usize,
+        transposed: bool,
+    ) => transform_weights_body
 }
 
 dispatch! {
@@ -574,6 +625,7 @@ dispatch! {
 }
 
 dispatch! {
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     /// Writes `dM[ξ][co][t] = (A dY Aᵀ)[ξ]` for the 4×4 output-gradient tile `dY` of channel
     /// `co` of every tile `t` of the block (zeros past the map), as 36 matrices `[c_out, ld]`.
     fn grad_transform(
@@ -588,6 +640,7 @@ dispatch! {
 }
 
 dispatch! {
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     /// The weight gradient `[c_out, c_in, 3, 3]`, `Gᵀ dU G` for every `dU[·][co][ci]`, from
     /// 36 matrices `dU[ξ]` `[c_out, c_in]`.
     fn inverse_transform_weights(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> => inverse_transform_weights_body
@@ -654,6 +707,7 @@ fn at_rows(x: [[f32; L]; 6]) -> [[f32; L]; 4] {
 
 /// `A x` for the 4-vector `x` of each lane (`A` is `Aᵀ`'s transpose, 6×4).
 #[inline(always)]
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 fn a_rows(x: [[f32; L]; 4]) -> [[f32; L]; 6] {
     let mut r = [[0.0; L]; 6];
     for l in 0..L {
@@ -672,6 +726,7 @@ fn a_rows(x: [[f32; L]; 4]) -> [[f32; L]; 6] {
 
 /// `Gᵀ x` for the 6-vector `x` of each lane (see [`g_rows`] for `G`).
 #[inline(always)]
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 fn gt_rows(x: [[f32; L]; 6]) -> [[f32; L]; 3] {
     let mut r = [[0.0; L]; 3];
     for l in 0..L {
@@ -686,6 +741,7 @@ fn gt_rows(x: [[f32; L]; 6]) -> [[f32; L]; 3] {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 fn grad_transform_body(
     g: &[f32],
     m: &mut [f32],
@@ -726,6 +782,7 @@ fn grad_transform_body(
 }
 
 #[inline(always)]
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 fn inverse_transform_weights_body(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
     let mut grad = vec![0.0f32; c_out * c_in * 9];
     for co in 0..c_out {
@@ -756,10 +813,18 @@ fn inverse_transform_weights_body(du: &[f32], c_out: usize, c_in: usize) -> Vec<
     grad
 }
 
+/// # Safety
+/// See [`transform_weights`].
 #[inline(always)]
-fn transform_weights_body(weight: &[f32], c_out: usize, c_in: usize, transposed: bool) -> Vec<f32> {
-    let mut u = vec![0.0f32; 36 * c_out * c_in];
-    for co in 0..c_out {
+unsafe fn transform_weights_body(
+    weight: &[f32],
+    u: &crate::ops::SendMutPtr<f32>,
+    co_range: core::ops::Range<usize>,
+    c_out: usize,
+    c_in: usize,
+    transposed: bool,
+) {
+    for co in co_range {
         for ci0 in (0..c_in).step_by(L) {
             let lanes = L.min(c_in - ci0);
             let mut g = [[0.0f32; L]; 9];
@@ -787,13 +852,19 @@ fn transform_weights_body(weight: &[f32], c_out: usize, c_in: usize, transposed:
             for i in 0..6 {
                 let r = g_rows([gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2]]);
                 for (j, r) in r.iter().enumerate() {
-                    let dst = &mut u[((i * 6 + j) * c_out + co) * c_in + ci0..][..lanes];
-                    dst.copy_from_slice(&r[..lanes]);
+                    // SAFETY: `(co, i * 6 + j, ci0..ci0 + lanes)` is inside `u` and `co` is in
+                    // this call's range.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            r.as_ptr(),
+                            u.ptr_add((co * 36 + i * 6 + j) * c_in + ci0),
+                            lanes,
+                        )
+                    };
                 }
             }
         }
     }
-    u
 }
 
 #[inline(always)]
