@@ -151,7 +151,7 @@ type ConvRow = (
 
 /// One row per case (a table, so rustfmt keeps its rows).
 #[rustfmt::skip]
-const CONV_CASES: [ConvRow; 18] = [
+const CONV_CASES: [ConvRow; 21] = [
     // ResNet's 3×3, padding 1, at odd sizes and batch.
     ([3, 5, 7], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
     // Strided, unpadded, rectangular kernel.
@@ -192,6 +192,13 @@ const CONV_CASES: [ConvRow; 18] = [
     ([3, 6, 7], [13, 15], [5, 5], [1, 1], [(2, 2), (2, 2)], [1, 1], 1),
     ([2, 5, 6], [9, 12], [1, 3], [1, 1], [(0, 0), (1, 1)], [1, 1], 1),
     ([12, 5, 4], [14, 14], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    // flex's Winograd path (3×3, stride 1, at least 16 channels in and out) for the forward
+    // pass and both gradients: partial 4×4 tiles at the bottom and right; no padding; and 20
+    // images of 13×13 (320 tiles), so the tiles fill two blocks whose weight-gradient sums are
+    // added together.
+    ([3, 16, 20], [9, 11], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+    ([2, 17, 16], [6, 7], [3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
+    ([20, 16, 16], [13, 13], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
 ];
 
 fn conv_cases() -> impl Iterator<Item = ConvCase> {
@@ -537,33 +544,36 @@ fn batch_norm_reads_non_contiguous_inputs() {
 
 #[test]
 fn weight_gradient_is_the_same_on_any_number_of_threads() {
-    // The images' partial sums are fixed by the shapes, not by the thread count, so a run
-    // reproduces bit for bit on a machine with more or fewer cores.
+    // The images' partial sums (im2col) and the tile blocks' partial sums (Winograd, the last
+    // case) are fixed by the shapes, not by the thread count, so a run reproduces bit for bit
+    // on a machine with more or fewer cores.
     let device = Device::flex();
-    let case = conv_cases().next().expect("a case");
-    let [x_shape, w_shape, y_shape] = case.shapes();
-    let (x, weight, dy) = (
-        data(x_shape.iter().product(), 3),
-        data(w_shape.iter().product(), 4),
-        data(y_shape.iter().product(), 5),
-    );
-    let grad_on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool");
-        pool.install(|| {
-            values(conv2d_weight_backward(
-                tensor(&x, x_shape, &device),
-                tensor(&weight, w_shape, &device),
-                tensor(&dy, y_shape, &device),
-                case.options(),
-            ))
-        })
-    };
-    let one = grad_on(1);
-    assert_eq!(one, grad_on(2));
-    assert_eq!(one, grad_on(5));
+    for case in [conv_cases().next(), conv_cases().last()] {
+        let case = case.expect("a case");
+        let [x_shape, w_shape, y_shape] = case.shapes();
+        let (x, weight, dy) = (
+            data(x_shape.iter().product(), 3),
+            data(w_shape.iter().product(), 4),
+            data(y_shape.iter().product(), 5),
+        );
+        let grad_on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            pool.install(|| {
+                values(conv2d_weight_backward(
+                    tensor(&x, x_shape, &device),
+                    tensor(&weight, w_shape, &device),
+                    tensor(&dy, y_shape, &device),
+                    case.options(),
+                ))
+            })
+        };
+        let one = grad_on(1);
+        assert_eq!(one, grad_on(2));
+        assert_eq!(one, grad_on(5));
+    }
 }
 
 /// Max pooling in f64: outputs, the flat `ih·W + iw` index of each window's first maximum,

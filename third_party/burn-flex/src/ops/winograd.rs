@@ -184,7 +184,7 @@ fn winograd_f32(
     let num_tiles = tiles.len();
 
     let threads = rayon_threads();
-    let block = block_size(num_tiles, c_in, c_out, threads);
+    let block = block_size(c_in, c_out);
     let num_blocks = num_tiles.div_ceil(block);
     let parallel_blocks = num_blocks >= threads && threads > 1;
 
@@ -342,15 +342,13 @@ fn make_tiles(
 }
 
 /// Tiles per block: their transformed inputs and products (36 · block · (c_in + c_out)
-/// floats) near 2 MiB, at least 64 tiles so the GEMMs are not too narrow, a multiple of the
-/// lanes, and a whole number of blocks per thread.
-fn block_size(num_tiles: usize, c_in: usize, c_out: usize, threads: usize) -> usize {
-    let budget = (2 * 1024 * 1024 / (36 * 4 * (c_in + c_out))).clamp(64, 256);
-    let rounds = num_tiles.div_ceil(threads * budget).max(1);
-    num_tiles
-        .div_ceil(threads * rounds)
+/// floats) near 2 MiB, at least 64 tiles so the GEMMs are not too narrow, and a multiple of
+/// the lanes. It depends on the shapes only, not on the number of threads, so the sums (and
+/// the weight gradient's partial sums) are the same on any machine.
+fn block_size(c_in: usize, c_out: usize) -> usize {
+    (2 * 1024 * 1024 / (36 * 4 * (c_in + c_out)))
+        .clamp(64, 256)
         .next_multiple_of(L)
-        .max(L)
 }
 
 fn rayon_threads() -> usize {
@@ -413,10 +411,17 @@ pub(crate) fn conv2d_weight_backward_winograd_f32(
 
     let tiles = make_tiles([batch, c_in, h, w], c_out, [out_h, out_w], pad);
     let num_tiles = tiles.len();
+    #[cfg(feature = "rayon")]
     let threads = rayon_threads();
-    let block = block_size(num_tiles, c_in, c_out, threads);
+    let block = block_size(c_in, c_out);
     let num_blocks = num_tiles.div_ceil(block);
-    let groups = threads.min(num_blocks);
+    // The blocks are summed in up to 4 groups, fixed by the shapes; a group's GEMMs are split
+    // over the threads when there are fewer groups than threads.
+    let groups = match num_blocks {
+        1 => 1,
+        2 | 3 => 2,
+        _ => 4,
+    };
     let du_len = 36 * c_out * c_in;
     let tiles = &tiles[..];
 
@@ -472,12 +477,14 @@ pub(crate) fn conv2d_weight_backward_winograd_f32(
         partials
             .par_iter_mut()
             .enumerate()
-            .for_each(|(g, du)| run_blocks(du, group_blocks(g), false));
+            .for_each(|(g, du)| run_blocks(du, group_blocks(g), groups < threads));
     } else {
-        run_blocks(&mut partials[0], 0..num_blocks, true);
+        run_blocks(&mut partials[0], group_blocks(0), threads > 1);
     }
     #[cfg(not(feature = "rayon"))]
-    run_blocks(&mut partials[0], group_blocks(0), false);
+    for (g, du) in partials.iter_mut().enumerate() {
+        run_blocks(du, group_blocks(g), false);
+    }
     let mut partials = partials.into_iter();
     let mut du = partials.next().expect("at least one group of blocks");
     let rest: Vec<Vec<f32>> = partials.collect();
