@@ -53,8 +53,8 @@ macro_rules! conv3d_1x1_typed {
     };
 }
 
-/// Generates a conv3d typed function with 1x1, depthwise, small-channel, and
-/// direct fast-path checks.
+/// Generates a conv3d typed function with 1x1, depthwise, small-channel, Winograd (f32),
+/// direct and shifted fast-path checks.
 macro_rules! conv3d_typed {
     ($fn_name:ident, $T:ty, $dtype:expr, $zero:expr, $gemm_fn:ident, $fn_1x1:ident, $fn_depthwise:ident, $fn_small_channel:ident $(, $fn_direct:ident, $fn_shifted:ident)?) => {
         pub fn $fn_name(

@@ -35,6 +35,25 @@ const L: usize = 16;
 /// more than the GEMMs save.
 const MIN_CHANNELS: usize = 16;
 
+/// The shapes every Winograd kernel here takes, given as those of the convolution it runs (a
+/// transposed convolution runs as one with padding `2 - p`): a 3×3 kernel, padding at most 2,
+/// a map that gives at least one output, and at least [`MIN_CHANNELS`] channels in and out.
+/// Stride, dilation and groups are the callers' to check.
+fn winograd_shapes(
+    kernel: [usize; 2],
+    map: [usize; 2],
+    pad: [usize; 2],
+    channels: [usize; 2],
+) -> bool {
+    kernel == [3, 3]
+        && pad[0] <= 2
+        && pad[1] <= 2
+        && map[0] + 2 * pad[0] >= 3
+        && map[1] + 2 * pad[1] >= 3
+        && channels[0] >= MIN_CHANNELS
+        && channels[1] >= MIN_CHANNELS
+}
+
 /// Whether [`conv3d_winograd_f32`] takes this convolution: a 2D convolution (depth 1) with a
 /// 3×3 kernel, stride 1, dilation 1, one group, the same padding (at most 2) before and after,
 /// and at least [`MIN_CHANNELS`] channels in and out.
@@ -49,16 +68,14 @@ pub(crate) fn should_use_winograd(
         && options.dilation == [1, 1, 1]
         && options.padding_begin() == options.padding_end()
         && pad_d == 0
-        && pad_h <= 2
-        && pad_w <= 2
         && x_shape[2] == 1
         && w_shape[2] == 1
-        && w_shape[3] == 3
-        && w_shape[4] == 3
-        && x_shape[3] + 2 * pad_h >= 3
-        && x_shape[4] + 2 * pad_w >= 3
-        && x_shape[1] >= MIN_CHANNELS
-        && w_shape[0] >= MIN_CHANNELS
+        && winograd_shapes(
+            [w_shape[3], w_shape[4]],
+            [x_shape[3], x_shape[4]],
+            [pad_h, pad_w],
+            [x_shape[1], w_shape[0]],
+        )
 }
 
 /// Where one tile reads and writes.
@@ -86,28 +103,53 @@ pub(crate) fn conv3d_winograd_f32(
     bias: Option<FlexTensor>,
     options: &ConvOptions<3>,
 ) -> FlexTensor {
-    let x = x.to_contiguous();
-    let weight = weight.to_contiguous();
-    let x_shape = x.layout().shape();
-    let (batch, c_in, h, w) = (x_shape[0], x_shape[1], x_shape[3], x_shape[4]);
+    let s = x.layout().shape();
+    let (batch, c_in, h, w) = (s[0], s[1], s[3], s[4]);
     let c_out = weight.layout().shape()[0];
     let [_, pad_h, pad_w] = options.padding_begin();
+    let (out, out_h, out_w) = convolve(
+        x,
+        weight,
+        bias,
+        [batch, c_in, h, w],
+        c_out,
+        false,
+        [pad_h, pad_w],
+    );
+    f32_tensor(out, vec![batch, c_out, 1, out_h, out_w])
+}
+
+/// Runs [`winograd_f32`] on the tensors: `x` holds `[batch, c_in, h, w]` (whatever its rank),
+/// `weight` the kernels as [`transformed_weights`] reads them.
+fn convolve(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    dims: [usize; 4],
+    c_out: usize,
+    transposed: bool,
+    pad: [usize; 2],
+) -> (Vec<f32>, usize, usize) {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
     let bias = bias.map(|b| b.to_contiguous());
     let isa = Isa::detect();
-    let u = transformed_weights(isa, weight.storage(), c_out, c_in, false);
-    let (out, out_h, out_w) = winograd_f32(
+    let u = transformed_weights(isa, weight.storage(), c_out, dims[1], transposed);
+    winograd_f32(
         isa,
         x.storage(),
-        [batch, c_in, h, w],
+        dims,
         &u,
         c_out,
         bias.as_ref().map(|b| b.storage()),
-        [pad_h, pad_w],
-    );
-    let out_shape = Shape::from(vec![batch, c_out, 1, out_h, out_w]);
+        pad,
+    )
+}
+
+fn f32_tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::new(
-        Bytes::from_elems(out),
-        Layout::contiguous(out_shape),
+        Bytes::from_elems(data),
+        Layout::contiguous(Shape::from(shape)),
         DType::F32,
     )
 }
@@ -121,18 +163,20 @@ pub(crate) fn should_use_winograd_transpose(
     w_shape: &[usize],
     options: &ConvTransposeOptions<2>,
 ) -> bool {
+    // It runs as the convolution with padding `2 - p` (see below).
+    let [pad_h, pad_w] = options.padding;
     options.groups == 1
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
         && options.padding_out == [0, 0]
-        && options.padding[0] <= 2
-        && options.padding[1] <= 2
-        && w_shape[2] == 3
-        && w_shape[3] == 3
-        && x_shape[2] + 2 >= 2 * options.padding[0] + 1
-        && x_shape[3] + 2 >= 2 * options.padding[1] + 1
-        && x_shape[1] >= MIN_CHANNELS
-        && w_shape[1] >= MIN_CHANNELS
+        && pad_h <= 2
+        && pad_w <= 2
+        && winograd_shapes(
+            [w_shape[2], w_shape[3]],
+            [x_shape[2], x_shape[3]],
+            [2 - pad_h, 2 - pad_w],
+            [x_shape[1], w_shape[1]],
+        )
 }
 
 /// A transposed convolution that [`should_use_winograd_transpose`] takes, as the convolution
@@ -144,34 +188,17 @@ pub(crate) fn conv_transpose2d_winograd_f32(
     bias: Option<FlexTensor>,
     options: &ConvTransposeOptions<2>,
 ) -> FlexTensor {
-    let x = x.to_contiguous();
-    let weight = weight.to_contiguous();
-    let x_shape = x.layout().shape();
-    let (batch, c_in, h, w) = (x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+    let s = x.layout().shape();
+    let (batch, c_in, h, w) = (s[0], s[1], s[2], s[3]);
     let c_out = weight.layout().shape()[1];
-    let bias = bias.map(|b| b.to_contiguous());
-    let isa = Isa::detect();
-    let u = transformed_weights(isa, weight.storage(), c_out, c_in, true);
-    let (out, out_h, out_w) = winograd_f32(
-        isa,
-        x.storage(),
-        [batch, c_in, h, w],
-        &u,
-        c_out,
-        bias.as_ref().map(|b| b.storage()),
-        [2 - options.padding[0], 2 - options.padding[1]],
-    );
-    let out_shape = Shape::from(vec![batch, c_out, out_h, out_w]);
-    FlexTensor::new(
-        Bytes::from_elems(out),
-        Layout::contiguous(out_shape),
-        DType::F32,
-    )
+    let pad = [2 - options.padding[0], 2 - options.padding[1]];
+    let (out, out_h, out_w) = convolve(x, weight, bias, [batch, c_in, h, w], c_out, true, pad);
+    f32_tensor(out, vec![batch, c_out, out_h, out_w])
 }
 
 /// The convolution of the NCHW `x` (`[batch, c_in, h, w]`) with the transformed kernels `u`
-/// (`[c_out, 36, c_in]`, see [`transformed_weights`]), plus `bias`, with `pad` zeros around each map: the NCHW
-/// output and its height and width.
+/// (`[c_out, 36, c_in]`, see [`transformed_weights`]), plus `bias`, with `pad` zeros around
+/// each map: the NCHW output and its height and width.
 fn winograd_f32(
     isa: Isa,
     x_data: &[f32],
@@ -369,19 +396,16 @@ pub(crate) fn should_use_winograd_weight_backward(
     w_shape: &[usize],
     options: &ConvOptions<2>,
 ) -> bool {
-    let [pad_h, pad_w] = options.padding_begin();
     options.groups == 1
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
         && options.padding_begin() == options.padding_end()
-        && pad_h <= 2
-        && pad_w <= 2
-        && w_shape[2] == 3
-        && w_shape[3] == 3
-        && x_shape[2] + 2 * pad_h >= 3
-        && x_shape[3] + 2 * pad_w >= 3
-        && x_shape[1] >= MIN_CHANNELS
-        && w_shape[0] >= MIN_CHANNELS
+        && winograd_shapes(
+            [w_shape[2], w_shape[3]],
+            [x_shape[2], x_shape[3]],
+            options.padding_begin(),
+            [x_shape[1], w_shape[0]],
+        )
 }
 
 /// The weight gradient `[c_out, c_in, 3, 3]` of a convolution that
@@ -391,9 +415,9 @@ pub(crate) fn should_use_winograd_weight_backward(
 /// With `Y = Aᵀ M A` and `M[co] = Σ_ci U[co][ci] ⊙ V[ci]` per tile, the gradient of a tile's
 /// products is `dM = A dY Aᵀ` (zeros for outputs past the map), so
 /// `dU[ξ] (c_out × c_in) = Σ_tiles dM[ξ] (c_out × tiles) · V[ξ]ᵀ (tiles × c_in)`: 36 GEMMs
-/// over the tiles, summed per block; and as `U = G g Gᵀ`, `dg = Gᵀ dU G`. Threads sum their
-/// blocks into their own `dU`, and these are added in thread order, so the result does not
-/// depend on scheduling.
+/// over the tiles, summed per block; and as `U = G g Gᵀ`, `dg = Gᵀ dU G`. The blocks are
+/// summed in 1, 2 or 4 groups, each into its own `dU`, and these are added in group order; the
+/// groups depend on the shapes only, so the result is the same on any number of threads.
 #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) fn conv2d_weight_backward_winograd_f32(
     x: &FlexTensor,
@@ -506,12 +530,7 @@ pub(crate) fn conv2d_weight_backward_winograd_f32(
     du.chunks_mut(4096).enumerate().for_each(add_rest);
     // SAFETY: a safe body.
     let grad = unsafe { inverse_transform_weights(isa, &du, c_out, c_in) };
-    let out_shape = Shape::from(vec![c_out, c_in, 3, 3]);
-    FlexTensor::new(
-        Bytes::from_elems(grad),
-        Layout::contiguous(out_shape),
-        DType::F32,
-    )
+    f32_tensor(grad, vec![c_out, c_in, 3, 3])
 }
 
 fn gemm_parallelism(parallel: bool) -> gemm::Parallelism {
